@@ -1,0 +1,356 @@
+//! One connection's state machine, shared by both threading models.
+//!
+//! # Ownership contract
+//! A `Conn` is owned by exactly one thread at a time. In the pool model it rests in the poll
+//! thread's slab while it waits for the client, and moves by value to a worker when its
+//! socket is ready; the worker drives it and moves it back, or drops it, which closes the
+//! socket. Nothing about a connection is shared or locked.
+//!
+//! # Driving rules
+//! - [`Conn::drive`] reads until the socket says `WouldBlock` (readiness is edge-triggered:
+//!   an undrained socket would never be reported again), answers every complete request in
+//!   the buffer in order, and writes until done or `WouldBlock`.
+//! - It never reads while a response is unsent, so a client that does not read its
+//!   responses cannot make the server buffer more of them.
+//! - It returns what the connection waits for next: [`Next::Read`], [`Next::Write`], or
+//!   [`Next::Close`] with the reason.
+//! - Buffers are borrowed from the driving thread's [`Workspace`] and given back whenever
+//!   they are empty, so a connection waiting for its next request holds no buffer at all.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use rustix::net::{RecvFlags, SendFlags};
+
+use crate::handler::{self, FileBody, Site, Workspace};
+use crate::http::request::{self, MAX_HEAD, Parsed};
+use crate::http::response::Fate;
+
+/// Response bytes queued from pipelined requests before they are written. Bounds the
+/// output buffer while still answering a burst of small pipelined requests in one write.
+pub const OUTPUT_BATCH: usize = 64 * 1024;
+
+/// Largest `sendfile` call; the kernel caps one call near 2 GiB anyway.
+const SENDFILE_CHUNK: u64 = 1 << 30;
+
+/// Buffers of each kind a workspace keeps for reuse; more are freed.
+pub const SPARE_BUFFERS: usize = 64;
+
+/// Largest output buffer kept for reuse: a full batch plus an inline body and its head.
+/// Anything larger grew for an unusual response and is freed.
+const MAX_SPARE_OUTPUT: usize = 2 * OUTPUT_BATCH + 4096;
+
+/// What a connection waits for once its owner stops driving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The next request, or the rest of one (see [`Conn::head_started`]).
+    Read,
+    /// Room in the socket's send buffer for an unfinished response.
+    Write,
+    /// Nothing: drop the connection.
+    Close(CloseReason),
+}
+
+/// Why a connection ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its side.
+    PeerClosed,
+    /// The socket failed (reset, broken pipe).
+    PeerError,
+    /// The response said `Connection: close` (HTTP/1.0, `Connection: close`, a body, or
+    /// the per-connection request limit).
+    Done,
+    /// The request head was refused with an error status.
+    BadRequest,
+    /// No request within the keep-alive time.
+    IdleTimeout,
+    /// A request head that did not finish in time.
+    HeadTimeout,
+    /// A response that made no progress in time.
+    SendTimeout,
+    /// The file being sent shrank under us; the response cannot be completed.
+    FileShrank,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::PeerClosed => "client closed",
+            CloseReason::PeerError => "connection error",
+            CloseReason::Done => "connection: close",
+            CloseReason::BadRequest => "bad request",
+            CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::HeadTimeout => "request head timeout",
+            CloseReason::SendTimeout => "send timeout",
+            CloseReason::FileShrank => "file shrank while sending",
+            CloseReason::Shutdown => "server shutdown",
+        })
+    }
+}
+
+/// Whether the connection takes more requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Send what is queued, then close for this reason.
+    Closing(CloseReason),
+}
+
+/// One client connection over a socket `S` (non-blocking in the pool model, blocking with
+/// timeouts in the thread-per-connection model).
+#[derive(Debug)]
+pub struct Conn<S> {
+    socket: S,
+    peer: SocketAddr,
+    id: u64,
+    /// Request bytes; `input[start..end]` is unparsed. Empty (no capacity) while idle.
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Response bytes; `output[sent..]` is unsent. Empty (no capacity) while idle.
+    output: Vec<u8>,
+    sent: usize,
+    /// A file body to stream once `output` is sent.
+    body: Option<FileBody>,
+    served: u32,
+    state: State,
+    head_started: Option<Instant>,
+}
+
+enum Flushed {
+    All,
+    Blocked,
+}
+
+enum Filled {
+    Bytes,
+    Blocked,
+}
+
+impl<S: AsFd> Conn<S> {
+    /// A new connection, numbered `id` for the log.
+    pub fn new(socket: S, peer: SocketAddr, id: u64) -> Conn<S> {
+        Conn {
+            socket,
+            peer,
+            id,
+            input: Vec::new(),
+            start: 0,
+            end: 0,
+            output: Vec::new(),
+            sent: 0,
+            body: None,
+            served: 0,
+            state: State::Open,
+            head_started: None,
+        }
+    }
+
+    /// The socket, for registering with a poller.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.socket
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The connection's number in the log.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u32 {
+        self.served
+    }
+
+    /// When the unfinished request head now buffered began to arrive; `None` when the
+    /// connection is idle between requests.
+    pub fn head_started(&self) -> Option<Instant> {
+        self.head_started
+    }
+
+    /// Runs the connection until it must wait; see the module's driving rules.
+    pub fn drive(&mut self, site: &Site, ws: &mut Workspace) -> Next {
+        let next = self.step(site, ws);
+        self.release_buffers(ws);
+        next
+    }
+
+    /// The request head deadline passed: answer 408 (as far as the socket takes it) and
+    /// close.
+    pub fn expire_head(&mut self, site: &Site, ws: &mut Workspace) -> Next {
+        self.start = 0;
+        self.end = 0;
+        self.head_started = None;
+        self.take_output(ws);
+        handler::time_out(site, ws, &mut self.output, self.peer);
+        self.state = State::Closing(CloseReason::HeadTimeout);
+        self.drive(site, ws)
+    }
+
+    fn step(&mut self, site: &Site, ws: &mut Workspace) -> Next {
+        loop {
+            match self.flush() {
+                Ok(Flushed::All) => {}
+                Ok(Flushed::Blocked) => return Next::Write,
+                Err(reason) => return Next::Close(reason),
+            }
+            if let State::Closing(reason) = self.state {
+                return Next::Close(reason);
+            }
+            if self.answer_buffered(site, ws) {
+                continue;
+            }
+            match self.fill(ws) {
+                Ok(Filled::Bytes) => {}
+                Ok(Filled::Blocked) => return Next::Read,
+                Err(reason) => return Next::Close(reason),
+            }
+        }
+    }
+
+    /// Answers the complete requests at the front of the input, in order. Returns whether
+    /// anything was queued for sending.
+    fn answer_buffered(&mut self, site: &Site, ws: &mut Workspace) -> bool {
+        let mut queued = false;
+        while self.state == State::Open
+            && self.body.is_none()
+            && self.output.len() < OUTPUT_BATCH
+            && self.start < self.end
+        {
+            if !queued {
+                self.take_output(ws);
+            }
+            match request::parse(&self.input[self.start..self.end]) {
+                Ok(Parsed::Partial) => break,
+                Ok(Parsed::Complete(req)) => {
+                    let answer =
+                        handler::answer(&req, site, ws, &mut self.output, self.served, self.peer);
+                    self.start += req.head_len;
+                    self.served += 1;
+                    self.body = answer.body;
+                    if answer.fate == Fate::Close {
+                        self.state = State::Closing(CloseReason::Done);
+                    }
+                }
+                Err(error) => {
+                    handler::refuse(error, site, ws, &mut self.output, self.peer);
+                    self.state = State::Closing(CloseReason::BadRequest);
+                }
+            }
+            queued = true;
+            self.head_started = (self.start < self.end).then(Instant::now);
+        }
+        queued
+    }
+
+    /// Reads once into the input buffer.
+    fn fill(&mut self, ws: &mut Workspace) -> Result<Filled, CloseReason> {
+        if self.input.is_empty() {
+            self.input = ws.spare_inputs.pop().unwrap_or_else(|| vec![0; MAX_HEAD]);
+        }
+        if self.start > 0 {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        // The parser refuses any head that fills the buffer, so there is always room here.
+        debug_assert!(self.end < self.input.len());
+        loop {
+            match rustix::net::recv(
+                &self.socket,
+                &mut self.input[self.end..],
+                RecvFlags::empty(),
+            ) {
+                Ok((0, _)) => return Err(CloseReason::PeerClosed),
+                Ok((n, _)) => {
+                    if self.end == 0 {
+                        self.head_started = Some(Instant::now());
+                    }
+                    self.end += n;
+                    return Ok(Filled::Bytes);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return Ok(Filled::Blocked),
+                Err(_) => return Err(CloseReason::PeerError),
+            }
+        }
+    }
+
+    /// Writes queued output, then any file body.
+    fn flush(&mut self) -> Result<Flushed, CloseReason> {
+        while self.sent < self.output.len() {
+            // MSG_MORE keeps a head in the socket until the file body joins it, so the
+            // two leave in one segment even with TCP_NODELAY.
+            let more = if self.body.is_some() {
+                SendFlags::MORE
+            } else {
+                SendFlags::empty()
+            };
+            match rustix::net::send(
+                &self.socket,
+                &self.output[self.sent..],
+                more | SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => self.sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
+                Err(_) => return Err(CloseReason::PeerError),
+            }
+        }
+        self.output.clear();
+        self.sent = 0;
+        if let Some(body) = &mut self.body {
+            while body.offset < body.end {
+                let count = (body.end - body.offset).min(SENDFILE_CHUNK) as usize;
+                match rustix::fs::sendfile(&self.socket, &body.file, Some(&mut body.offset), count)
+                {
+                    Ok(0) => return Err(CloseReason::FileShrank),
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
+                    Err(_) => return Err(CloseReason::PeerError),
+                }
+            }
+            self.body = None;
+        }
+        Ok(Flushed::All)
+    }
+
+    fn take_output(&mut self, ws: &mut Workspace) {
+        if self.output.capacity() == 0 {
+            self.output = ws.spare_outputs.pop().unwrap_or_default();
+        }
+    }
+
+    /// Gives empty buffers back to the workspace, so that waiting costs no buffer.
+    fn release_buffers(&mut self, ws: &mut Workspace) {
+        if self.start == self.end && !self.input.is_empty() {
+            let input = std::mem::take(&mut self.input);
+            self.start = 0;
+            self.end = 0;
+            if ws.spare_inputs.len() < SPARE_BUFFERS {
+                ws.spare_inputs.push(input);
+            }
+        }
+        if self.output.is_empty() && self.output.capacity() > 0 {
+            let output = std::mem::take(&mut self.output);
+            if ws.spare_outputs.len() < SPARE_BUFFERS && output.capacity() <= MAX_SPARE_OUTPUT {
+                ws.spare_outputs.push(output);
+            }
+        }
+    }
+}

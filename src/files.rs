@@ -1,0 +1,485 @@
+//! Request target → open file under the document root, with every refusal.
+//!
+//! The lookup is one sequence, each step with one status:
+//! 1. **decode**: strip an absolute-form prefix, the query and fragment; percent-decode
+//!    (bad escape or NUL → 400);
+//! 2. **make safe**: split into segments, apply `.` and `..` (climbing above the root → 400),
+//!    refuse dot-files (404; `/.well-known/` stays served);
+//! 3. **open** beneath the root with `openat2(RESOLVE_BENEATH)`, so the kernel itself refuses
+//!    any path or symlink that leads outside (403), without following magic links;
+//! 4. **stat** the open descriptor: directories redirect to their slash form or serve their
+//!    `index.html`; anything but a regular, world-readable file → 403.
+//!
+//! The decoded path never meets string concatenation with the root: it is only ever
+//! resolved relative to the root's descriptor.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+
+use crate::http::Status;
+
+/// The file served for a directory.
+pub const INDEX_FILE: &str = "index.html";
+
+/// The one dot-directory that is served: RFC 8615 well-known URIs.
+const WELL_KNOWN: &[u8] = b".well-known";
+
+/// Reusable buffers for decoding and normalising a target, owned by one thread so that a
+/// lookup allocates nothing once they have grown.
+#[derive(Debug, Default)]
+pub struct PathScratch {
+    decoded: Vec<u8>,
+    path: Vec<u8>,
+}
+
+/// A target made safe: a relative path of normal segments joined by `/`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SafePath<'s> {
+    /// Empty for the root itself.
+    pub relative: &'s [u8],
+    /// The target named a directory (ends in `/`, `.` or `..`), so no redirect is due.
+    pub dir_form: bool,
+}
+
+/// Why a target was refused before the file system was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetError {
+    /// Neither origin-form nor absolute-form.
+    BadForm,
+    /// A `%` not followed by two hex digits.
+    BadEscape,
+    /// A decoded NUL byte.
+    Nul,
+    /// `..` would climb above the root.
+    Escapes,
+    /// A dot-file or dot-directory.
+    Hidden,
+}
+
+impl TargetError {
+    /// The status that answers this refusal.
+    pub const fn status(self) -> Status {
+        match self {
+            TargetError::Hidden => Status::NotFound,
+            _ => Status::BadRequest,
+        }
+    }
+}
+
+/// Decodes and normalises a request target into `scratch`.
+pub fn resolve_target<'s>(
+    target: &str,
+    scratch: &'s mut PathScratch,
+) -> Result<SafePath<'s>, TargetError> {
+    let path = origin_path(target.as_bytes())?;
+    let path = match path.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(end) => &path[..end],
+        None => path,
+    };
+    percent_decode(path, &mut scratch.decoded)?;
+    let out = &mut scratch.path;
+    out.clear();
+    let mut dir_form = true;
+    for segment in scratch.decoded.split(|&b| b == b'/') {
+        match segment {
+            b"" | b"." => dir_form = true,
+            b".." => {
+                if out.is_empty() {
+                    return Err(TargetError::Escapes);
+                }
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
+                dir_form = true;
+            }
+            _ => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(segment);
+                dir_form = false;
+            }
+        }
+    }
+    // Checked after `..` is applied, so `/a/../.x` is judged by what it names.
+    for (index, segment) in out.split(|&b| b == b'/').enumerate() {
+        if segment.first() == Some(&b'.') && !(index == 0 && segment == WELL_KNOWN) {
+            return Err(TargetError::Hidden);
+        }
+    }
+    Ok(SafePath {
+        relative: out,
+        dir_form,
+    })
+}
+
+/// The path part of an origin-form or absolute-form target (RFC 9112 §3.2).
+fn origin_path(target: &[u8]) -> Result<&[u8], TargetError> {
+    if target.first() == Some(&b'/') {
+        return Ok(target);
+    }
+    let rest = strip_prefix_ignore_case(target, b"http://")
+        .or_else(|| strip_prefix_ignore_case(target, b"https://"))
+        .ok_or(TargetError::BadForm)?;
+    match rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) {
+        Some(0) | None if rest.is_empty() => Err(TargetError::BadForm),
+        Some(start) if rest[start] == b'/' => Ok(&rest[start..]),
+        _ => Ok(b"/"),
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = bytes.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &bytes[prefix.len()..])
+}
+
+fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), TargetError> {
+    out.clear();
+    let mut rest = input;
+    while let Some((&byte, tail)) = rest.split_first() {
+        let decoded = if byte == b'%' {
+            let (hi, lo) = match tail {
+                [hi, lo, ..] => (hex_value(*hi), hex_value(*lo)),
+                _ => (None, None),
+            };
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(TargetError::BadEscape);
+            };
+            rest = &tail[2..];
+            hi << 4 | lo
+        } else {
+            rest = tail;
+            byte
+        };
+        if decoded == 0 {
+            return Err(TargetError::Nul);
+        }
+        out.push(decoded);
+    }
+    Ok(())
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Why an open under the root failed; each maps to one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// Nothing at that path (ENOENT, ENOTDIR, ENAMETOOLONG).
+    NotFound,
+    /// Exists but may not be served: outside the root through a symlink, not a regular
+    /// file, not world-readable, EACCES, or a directory without an index.
+    Forbidden,
+    /// Anything else the file system said.
+    Io,
+}
+
+impl OpenError {
+    /// The status that answers this error.
+    pub const fn status(self) -> Status {
+        match self {
+            OpenError::NotFound => Status::NotFound,
+            OpenError::Forbidden => Status::Forbidden,
+            OpenError::Io => Status::InternalServerError,
+        }
+    }
+
+    fn from_errno(err: rustix::io::Errno) -> OpenError {
+        use rustix::io::Errno;
+        match err {
+            Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => OpenError::NotFound,
+            // EXDEV: RESOLVE_BENEATH refused a path leading outside; ELOOP: a symlink loop
+            // or a magic link; ENXIO: a socket; EAGAIN: RESOLVE_CACHED and friends.
+            Errno::ACCESS | Errno::PERM | Errno::XDEV | Errno::LOOP | Errno::NXIO => {
+                OpenError::Forbidden
+            }
+            _ => OpenError::Io,
+        }
+    }
+}
+
+/// A regular file, open and allowed to be served.
+#[derive(Debug)]
+pub struct ServedFile {
+    pub file: File,
+    pub len: u64,
+    pub modified: SystemTime,
+    /// Guessed from the served name's extension (the index file's for a directory).
+    pub content_type: &'static str,
+}
+
+/// The outcome of looking up a safe path.
+#[derive(Debug)]
+pub enum Lookup {
+    File(ServedFile),
+    /// A directory named without its trailing slash.
+    Redirect,
+}
+
+/// The document root, held open so that every lookup resolves beneath it.
+#[derive(Debug)]
+pub struct DocRoot {
+    dir: File,
+    path: PathBuf,
+    /// Set when the kernel lacks `openat2`; lookups then check canonical paths instead.
+    no_openat2: AtomicBool,
+}
+
+impl DocRoot {
+    /// Opens the root directory.
+    pub fn open(path: &Path) -> io::Result<DocRoot> {
+        let dir = File::open(path)?;
+        if !dir.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(DocRoot {
+            dir,
+            path: path.canonicalize()?,
+            no_openat2: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens what a safe path names. `path` is the scratch buffer the safe path came from,
+    /// reused to name a directory's index.
+    pub fn lookup(&self, safe: &SafePath<'_>, scratch: &mut Vec<u8>) -> Result<Lookup, OpenError> {
+        let relative = safe.relative;
+        let file = self.open_beneath(relative)?;
+        let meta = Meta::of(&file)?;
+        let (file, meta, name) = if meta.kind == FileType::Directory {
+            if !safe.dir_form {
+                return Ok(Lookup::Redirect);
+            }
+            drop(file);
+            scratch.clear();
+            if !relative.is_empty() {
+                scratch.extend_from_slice(relative);
+                scratch.push(b'/');
+            }
+            scratch.extend_from_slice(INDEX_FILE.as_bytes());
+            let index = self.open_beneath(scratch).map_err(|err| match err {
+                // Without an index (and without listing) a directory is not served.
+                OpenError::NotFound => OpenError::Forbidden,
+                other => other,
+            })?;
+            let meta = Meta::of(&index)?;
+            (index, meta, INDEX_FILE.as_bytes())
+        } else {
+            (file, meta, relative)
+        };
+        if meta.kind != FileType::RegularFile {
+            return Err(OpenError::Forbidden);
+        }
+        // thttpd's rule: serve only what anyone on the machine may read, so the answer does
+        // not depend on which user runs the server (root reads everything).
+        if meta.mode & 0o004 == 0 {
+            return Err(OpenError::Forbidden);
+        }
+        Ok(Lookup::File(ServedFile {
+            file,
+            len: meta.len,
+            modified: meta.modified,
+            content_type: content_type_of(name),
+        }))
+    }
+
+    fn open_beneath(&self, relative: &[u8]) -> Result<File, OpenError> {
+        let relative = if relative.is_empty() {
+            OsStr::new(".")
+        } else {
+            OsStr::from_bytes(relative)
+        };
+        // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        if !self.no_openat2.load(Ordering::Relaxed) {
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(rustix::io::Errno::NOSYS) => self.no_openat2.store(true, Ordering::Relaxed),
+                Err(err) => return Err(OpenError::from_errno(err)),
+            }
+        }
+        self.open_checked(Path::new(relative), flags)
+    }
+
+    /// The fallback for kernels before 5.6: resolve every symlink, then insist the result
+    /// still lies under the canonical root.
+    fn open_checked(&self, relative: &Path, flags: OFlags) -> Result<File, OpenError> {
+        let full = self.path.join(relative);
+        let real = full.canonicalize().map_err(|err| io_error(&err))?;
+        if !real.starts_with(&self.path) {
+            return Err(OpenError::Forbidden);
+        }
+        rustix::fs::open(&real, flags, Mode::empty())
+            .map(File::from)
+            .map_err(OpenError::from_errno)
+    }
+}
+
+fn io_error(err: &io::Error) -> OpenError {
+    match err.raw_os_error() {
+        Some(code) => OpenError::from_errno(rustix::io::Errno::from_raw_os_error(code)),
+        None => OpenError::Io,
+    }
+}
+
+/// What one `fstat` tells us.
+struct Meta {
+    kind: FileType,
+    mode: u32,
+    len: u64,
+    modified: SystemTime,
+}
+
+impl Meta {
+    fn of(file: &File) -> Result<Meta, OpenError> {
+        let stat = rustix::fs::fstat(file).map_err(OpenError::from_errno)?;
+        let mode = stat.st_mode;
+        let modified = u64::try_from(stat.st_mtime)
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap_or(UNIX_EPOCH);
+        Ok(Meta {
+            kind: FileType::from_raw_mode(mode),
+            mode,
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+            modified,
+        })
+    }
+}
+
+/// The media type for a file name, from its extension.
+pub fn content_type_of(name: &[u8]) -> &'static str {
+    let file_name = match name.iter().rposition(|&b| b == b'/') {
+        Some(slash) => &name[slash + 1..],
+        None => name,
+    };
+    let extension = file_name
+        .iter()
+        .rposition(|&b| b == b'.')
+        .filter(|&dot| dot > 0)
+        .and_then(|dot| std::str::from_utf8(&file_name[dot + 1..]).ok());
+    let guessed = extension.and_then(|ext| mime_guess::from_ext(ext).first_raw());
+    match guessed {
+        // RFC 9239 made text/javascript the one registered type for scripts.
+        Some("application/javascript") => "text/javascript",
+        Some(media) => media,
+        None => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(target: &str) -> Result<(String, bool), TargetError> {
+        let mut scratch = PathScratch::default();
+        resolve_target(target, &mut scratch).map(|safe| {
+            (
+                String::from_utf8_lossy(safe.relative).into_owned(),
+                safe.dir_form,
+            )
+        })
+    }
+
+    #[test]
+    fn targets_that_resolve() {
+        let table = [
+            ("/", "", true),
+            ("/index.html", "index.html", false),
+            ("/a/b/c.txt", "a/b/c.txt", false),
+            ("/a/", "a", true),
+            ("/a", "a", false),
+            ("//a//b", "a/b", false),
+            ("/a/./b", "a/b", false),
+            ("/a/b/..", "a", true),
+            ("/a/b/../c", "a/c", false),
+            ("/a/.", "a", true),
+            ("/a%20b", "a b", false),
+            ("/%41%42%43", "ABC", false),
+            ("/caf%C3%A9", "café", false),
+            ("/x?y=1", "x", false),
+            ("/x#frag", "x", false),
+            ("/x?a=../../etc", "x", false),
+            ("/%3Fq", "?q", false),
+            ("/.well-known/a", ".well-known/a", false),
+            ("/a/%2e%2e/b", "b", false),
+            ("/a%2fb", "a/b", false),
+            ("http://localhost/a/b", "a/b", false),
+            ("HTTP://localhost:8080/", "", true),
+            ("http://localhost", "", true),
+            ("http://localhost?q", "", true),
+            ("https://h/x", "x", false),
+            ("/a\\b", "a\\b", false),
+            ("/%2e", "", true),
+            (
+                "/%c0%ae%c0%ae/x",
+                "\u{fffd}\u{fffd}\u{fffd}\u{fffd}/x",
+                false,
+            ),
+        ];
+        for (target, path, dir_form) in table {
+            assert_eq!(
+                resolve(target),
+                Ok((path.to_string(), dir_form)),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_targets_are_refused() {
+        use TargetError::*;
+        let table = [
+            ("/..", Escapes),
+            ("/../", Escapes),
+            ("/../etc/passwd", Escapes),
+            ("/a/../../etc/passwd", Escapes),
+            ("/%2e%2e/etc/passwd", Escapes),
+            ("/%2E%2E/%2E%2E/etc/passwd", Escapes),
+            ("/..%2fetc%2fpasswd", Escapes),
+            ("/%2e%2e%2f%2e%2e%2fetc%2fpasswd", Escapes),
+            ("/a/b/../../../x", Escapes),
+            ("/./../x", Escapes),
+            ("http://h/../x", Escapes),
+            ("/%00", Nul),
+            ("/index.html%00.txt", Nul),
+            ("/%", BadEscape),
+            ("/%2", BadEscape),
+            ("/%zz", BadEscape),
+            ("/%%32%65", BadEscape),
+            ("/%u002e", BadEscape),
+            ("/.git/config", Hidden),
+            ("/.env", Hidden),
+            ("/a/.htaccess", Hidden),
+            ("/.%2e/x", Escapes),
+            ("/a/.well-known/x", Hidden),
+            ("/.well-known/.secret", Hidden),
+            ("/...", Hidden),
+            ("/...a", Hidden),
+            ("*", BadForm),
+            ("index.html", BadForm),
+            ("ftp://h/x", BadForm),
+            ("http://", BadForm),
+            ("../etc/passwd", BadForm),
+            ("", BadForm),
+        ];
+        for (target, want) in table {
+            assert_eq!(resolve(target), Err(want), "{target}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! What to answer for one request: method, target, file, and the response head and body.
+//!
+//! Shared by both threading models. A reply is written straight into the connection's
+//! output buffer; a body too large to copy is returned as a file to stream after it.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use crate::files::{self, DocRoot, Lookup, PathScratch, ServedFile};
+use crate::http::Status;
+use crate::http::date::DateCache;
+use crate::http::request::{BodyFraming, Method, Persistence, Request, RequestError, Version};
+use crate::http::response::{Fate, Head};
+use crate::log::{Actor, Log, RequestLine};
+use crate::pages::ErrorPages;
+
+/// Largest body copied into the output buffer to leave with its head in one write. Larger
+/// files go by `sendfile`, which saves the copy but costs a second system call; 64 KiB keeps
+/// typical pages, scripts and icons on the one-write path.
+pub const INLINE_BODY_MAX: u64 = 64 * 1024;
+
+/// Requests served on one connection before it is closed, so that one client cannot keep
+/// a connection (and its slot) forever; nginx's `keepalive_requests` default is 1000.
+pub const MAX_REQUESTS_PER_CONN: u32 = 1000;
+
+/// Everything read-only that every thread shares.
+#[derive(Debug)]
+pub struct Site {
+    pub root: DocRoot,
+    pub pages: ErrorPages,
+    pub keep_alive: Duration,
+    pub log: Log,
+}
+
+/// One thread's reusable state: its name in the log, its date cache and its buffers.
+#[derive(Debug)]
+pub struct Workspace {
+    pub actor: Actor,
+    pub date: DateCache,
+    scratch: PathScratch,
+    index: Vec<u8>,
+    location: Vec<u8>,
+    pub line: String,
+    /// Empty read buffers for connections to borrow (see `conn`).
+    pub(crate) spare_inputs: Vec<Vec<u8>>,
+    /// Empty write buffers for connections to borrow.
+    pub(crate) spare_outputs: Vec<Vec<u8>>,
+}
+
+impl Workspace {
+    /// A fresh workspace for the thread `actor`.
+    pub fn new(actor: Actor) -> Workspace {
+        Workspace {
+            actor,
+            date: DateCache::new(),
+            scratch: PathScratch::default(),
+            index: Vec::new(),
+            location: Vec::new(),
+            line: String::new(),
+            spare_inputs: Vec::new(),
+            spare_outputs: Vec::new(),
+        }
+    }
+}
+
+/// A file body still to be sent after the output buffer, by `sendfile`.
+#[derive(Debug)]
+pub struct FileBody {
+    pub file: File,
+    pub offset: u64,
+    pub end: u64,
+}
+
+/// What answering one request left for the connection to do.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: Status,
+    /// Body bytes promised, for the log.
+    pub bytes: u64,
+    pub fate: Fate,
+    pub body: Option<FileBody>,
+}
+
+impl Answer {
+    fn bare(status: Status, fate: Fate) -> Answer {
+        Answer {
+            status,
+            bytes: 0,
+            fate,
+            body: None,
+        }
+    }
+}
+
+/// Answers one complete request: appends the head (and any small body) to `out`, and logs.
+/// `served` counts requests answered before this one on the connection.
+pub fn answer(
+    req: &Request<'_>,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    served: u32,
+    peer: std::net::SocketAddr,
+) -> Answer {
+    let started = Instant::now();
+    let keep = req.persistence == Persistence::KeepAlive
+        // Bodies are not read yet: close rather than parse one as the next request.
+        && req.body == BodyFraming::None
+        && served + 1 < MAX_REQUESTS_PER_CONN;
+    let fate = if keep {
+        Fate::KeepAlive(site.keep_alive)
+    } else {
+        Fate::Close
+    };
+    let answer = match req.method {
+        Method::Get | Method::Head => serve(req, site, ws, out, fate),
+        Method::Options => {
+            let mut head = Head::new(Status::NoContent, fate);
+            head.allow = true;
+            head.write_to(out, ws.date.now());
+            Answer::bare(Status::NoContent, fate)
+        }
+        Method::Unknown => error(Status::NotImplemented, false, site, ws, out, fate),
+        _ => error(Status::MethodNotAllowed, false, site, ws, out, fate),
+    };
+    let version = match req.version {
+        Version::Http10 => "HTTP/1.0",
+        Version::Http11 => "HTTP/1.1",
+    };
+    let line = RequestLine {
+        method: req.method_token,
+        target: req.target,
+        version,
+    };
+    let took = started.elapsed();
+    site.log.request(
+        &mut ws.line,
+        ws.actor,
+        peer,
+        line,
+        answer.status.code(),
+        answer.bytes,
+        took,
+    );
+    answer
+}
+
+/// Answers a request head we refused to parse. The connection closes after it.
+pub fn refuse(
+    error: RequestError,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    peer: std::net::SocketAddr,
+) {
+    let started = Instant::now();
+    let status = error.status();
+    let bytes = self::error(status, false, site, ws, out, Fate::Close).bytes;
+    let line = RequestLine {
+        method: "-",
+        target: error.message(),
+        version: "",
+    };
+    site.log.request(
+        &mut ws.line,
+        ws.actor,
+        peer,
+        line,
+        status.code(),
+        bytes,
+        started.elapsed(),
+    );
+}
+
+/// Answers a request whose head did not arrive in time.
+pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>, peer: std::net::SocketAddr) {
+    let status = Status::RequestTimeout;
+    let bytes = error(status, false, site, ws, out, Fate::Close).bytes;
+    let line = RequestLine {
+        method: "-",
+        target: "request head timed out",
+        version: "",
+    };
+    site.log.request(
+        &mut ws.line,
+        ws.actor,
+        peer,
+        line,
+        status.code(),
+        bytes,
+        Duration::ZERO,
+    );
+}
+
+/// GET and HEAD: the file, a redirect, or the error that stands in for them.
+fn serve(
+    req: &Request<'_>,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    fate: Fate,
+) -> Answer {
+    let head_only = req.method == Method::Head;
+    let safe = match files::resolve_target(req.target, &mut ws.scratch) {
+        Ok(safe) => safe,
+        Err(refusal) => return error(refusal.status(), head_only, site, ws, out, fate),
+    };
+    let found = site.root.lookup(&safe, &mut ws.index);
+    match found {
+        Ok(Lookup::File(file)) => send_file(file, head_only, ws, out, fate),
+        Ok(Lookup::Redirect) => {
+            ws.location.clear();
+            ws.location.push(b'/');
+            percent_encode_path(safe.relative, &mut ws.location);
+            ws.location.push(b'/');
+            let mut head = Head::new(Status::MovedPermanently, fate);
+            head.location = Some(&ws.location);
+            head.write_to(out, ws.date.now());
+            Answer::bare(Status::MovedPermanently, fate)
+        }
+        Err(refusal) => error(refusal.status(), head_only, site, ws, out, fate),
+    }
+}
+
+fn send_file(
+    served: ServedFile,
+    head_only: bool,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    fate: Fate,
+) -> Answer {
+    let mark = out.len();
+    let mut head = Head::new(Status::Ok, fate);
+    head.content_type = Some(served.content_type);
+    head.content_length = served.len;
+    head.write_to(out, ws.date.now());
+    if head_only || served.len == 0 {
+        return Answer::bare(Status::Ok, fate);
+    }
+    if served.len > INLINE_BODY_MAX {
+        let body = FileBody {
+            file: served.file,
+            offset: 0,
+            end: served.len,
+        };
+        return Answer {
+            status: Status::Ok,
+            bytes: served.len,
+            fate,
+            body: Some(body),
+        };
+    }
+    // Bounded by INLINE_BODY_MAX, so the cast cannot truncate.
+    let len = served.len as usize;
+    let start = out.len();
+    out.resize(start + len, 0);
+    if served.file.read_exact_at(&mut out[start..], 0).is_err() {
+        // The file shrank or failed between fstat and read; nothing has been sent yet,
+        // so the head can still be taken back.
+        out.truncate(mark);
+        Head::new(Status::InternalServerError, Fate::Close).write_to(out, ws.date.now());
+        return Answer::bare(Status::InternalServerError, Fate::Close);
+    }
+    Answer {
+        status: Status::Ok,
+        bytes: served.len,
+        fate,
+        body: None,
+    }
+}
+
+/// An error page, or just its head for HEAD.
+fn error(
+    status: Status,
+    head_only: bool,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    fate: Fate,
+) -> Answer {
+    let page = site.pages.get(status);
+    let mut head = Head::new(status, fate);
+    head.content_type = Some("text/html");
+    head.content_length = page.len() as u64;
+    head.allow = status == Status::MethodNotAllowed;
+    head.write_to(out, ws.date.now());
+    if head_only {
+        return Answer::bare(status, fate);
+    }
+    out.extend_from_slice(page);
+    Answer {
+        status,
+        bytes: page.len() as u64,
+        fate,
+        body: None,
+    }
+}
+
+/// Appends `path` with every byte outside RFC 3986 `pchar` and `/` percent-encoded.
+fn percent_encode_path(path: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in path {
+        let plain = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            );
+        if plain {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_paths_are_encoded() {
+        let table: [(&[u8], &str); 5] = [
+            (b"dir", "dir"),
+            (b"a/b c", "a/b%20c"),
+            (b"caf\xc3\xa9", "caf%C3%A9"),
+            (b"q?#%", "q%3F%23%25"),
+            (b"x\r\ny", "x%0D%0Ay"),
+        ];
+        for (path, want) in table {
+            let mut out = Vec::new();
+            percent_encode_path(path, &mut out);
+            assert_eq!(out, want.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP/1.1 on the wire: request heads in, response heads out, statuses and dates.
+//!
+//! Nothing here touches a socket or a file; `conn` feeds bytes in and takes bytes out.
+
+pub mod date;
+pub mod request;
+pub mod response;
+pub mod status;
+
+pub use status::Status;

@@ -1,0 +1,38 @@
+//! poolhttpd: a static-file HTTP/1.1 server built as one mio poll thread feeding a fixed
+//! pool of worker threads.
+//!
+//! ```text
+//!   clients ──► poll thread ──── Job { token, conn } ────► job channel ──► worker 0..N-1
+//!    (mio)      listener, slab,                                               │
+//!               deadlines      ◄── Done { token, outcome } + Waker::wake() ───┘
+//! ```
+//!
+//! # Ownership contract
+//! - A connection ([`conn::Conn`]) is owned by exactly one thread at a time. While it waits
+//!   for its client it lives in the poll thread's slab, registered with mio, with a
+//!   deadline. When its socket is ready the poll thread moves it into a
+//!   [`server::pool::Job`]; the worker that receives it owns it until it sends it back in a
+//!   [`server::pool::Done`] (waking the poll thread) or drops it, closing the socket.
+//! - Nothing else is shared but the channels, the waker, and read-only `Arc`s
+//!   ([`handler::Site`]: the document root, error pages and settings). There is no lock
+//!   around a connection.
+//! - Workers never block on a socket: sockets are non-blocking, and a worker drives a
+//!   connection only until it must wait ([`conn::Next`]).
+//! - Readiness is edge-triggered: whoever owns a socket drains it to `WouldBlock` before it
+//!   waits; readiness that arrives while a worker holds the connection is remembered by
+//!   the poll thread and acted on when the connection comes back.
+//!
+//! # Modules
+//! [`config`] reads the command line; [`server`] runs the poll thread ([`server::poll`])
+//! and the pool ([`server::pool`]); [`conn`] is one connection's state machine; [`handler`]
+//! decides each answer; [`http`] parses requests and writes response heads; [`files`] maps
+//! targets to files under the root with every refusal; [`log`] prints who served whom.
+
+pub mod config;
+pub mod conn;
+pub mod files;
+pub mod handler;
+pub mod http;
+pub mod log;
+pub mod pages;
+pub mod server;
