@@ -1,0 +1,144 @@
+//! The command line: the original's spellings, defaults, and clear failures with status 2.
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{STEP, Server, demo_root};
+
+/// Runs the binary to completion, killing it if it outlives [`STEP`].
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolhttpd"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start poolhttpd");
+    let deadline = Instant::now() + STEP;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("poolhttpd {args:?} did not exit");
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn fails_clearly(args: &[&str], mention: &str) {
+    let output = run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("poolhttpd: "), "{args:?}: {stderr}");
+    assert!(stderr.contains(mention), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    fails_clearly(&["--frobnicate"], "--frobnicate");
+    fails_clearly(&["-port", "eighty"], "--port");
+    fails_clearly(&["--workers", "0"], "--workers");
+    fails_clearly(&["--keep-alive", "forever"], "--keep-alive");
+    fails_clearly(&["--bind", "not-an-ip"], "--bind");
+}
+
+#[test]
+fn missing_root_exits_2() {
+    fails_clearly(
+        &[
+            "-document_root",
+            "/nonexistent/poolhttpd-root",
+            "-port",
+            "0",
+        ],
+        "/nonexistent/poolhttpd-root",
+    );
+}
+
+#[test]
+fn root_that_is_a_file_exits_2() {
+    let root = demo_root();
+    let file = root.path().join("file.txt");
+    fails_clearly(
+        &["--root", file.to_str().expect("UTF-8 path"), "--port", "0"],
+        "file.txt",
+    );
+}
+
+#[test]
+fn port_in_use_exits_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let root = demo_root();
+    let root = root.path().to_str().expect("UTF-8 path");
+    fails_clearly(&["-document_root", root, "-port", &port], &port);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--root",
+        "-document_root",
+        "--port",
+        "--bind",
+        "--workers",
+        "--keep-alive",
+        "--quiet",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+    let version = run(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("poolhttpd "));
+}
+
+#[test]
+fn conventional_spellings_serve_too() {
+    let root = demo_root();
+    let root_arg = root.path().to_str().expect("UTF-8 path");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+    command.args([
+        "--root",
+        root_arg,
+        "-p",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--workers",
+        "1",
+    ]);
+    let server = Server::spawn(command);
+    assert_eq!(server.client().get("/file.txt").status, 200);
+}
+
+#[test]
+fn no_arguments_serves_scu_on_8080() {
+    // Run from a folder holding a copy of the demo site, as a user would from a checkout.
+    let work = tempfile::tempdir().expect("temporary directory");
+    let site = demo_root();
+    std::fs::rename(site.path(), work.path().join("scu")).expect("move demo site");
+    if TcpListener::bind("127.0.0.1:8080").is_err() {
+        eprintln!("skipped: port 8080 is in use on this machine");
+        return;
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+    command.current_dir(work.path());
+    let server = Server::spawn(command);
+    assert_eq!(server.port, 8080);
+    assert_eq!(
+        server.banner[0],
+        "Using directory ./scu and port 8080 for server."
+    );
+    let response = server.client().get("/file.txt");
+    assert_eq!(response.status, 200);
+    // No ./error here: the built-in pages stand in.
+    let missing = server.client().get("/nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("404 Not Found"));
+}

@@ -1,0 +1,178 @@
+//! Connection management: keep-alive and its idle timeout, pipelining, HTTP/1.0.
+
+use std::time::Duration;
+
+use crate::support::{Server, demo_root};
+
+#[test]
+fn two_requests_on_one_connection_then_closed_after_the_3s_default() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    let first = client.get("/file.txt");
+    assert_eq!(first.header("connection"), Some("keep-alive"));
+    assert_eq!(first.header("keep-alive"), Some("timeout=3"));
+    assert_eq!(client.get("/index.html").status, 200);
+    let waited = client.expect_close(Duration::from_secs(8));
+    assert!(
+        waited >= Duration::from_millis(2800),
+        "closed after {waited:?}"
+    );
+    assert!(
+        waited <= Duration::from_millis(4500),
+        "closed after {waited:?}"
+    );
+    let local = client.local_port();
+    server
+        .wait_for_log(|l| l.contains(&format!(":{local} closed (idle timeout) after 2 requests")))
+        .expect("idle close logged");
+}
+
+#[test]
+fn keep_alive_flag_sets_the_idle_timeout() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "0.4"]);
+    let mut client = server.client();
+    assert_eq!(client.get("/file.txt").status, 200);
+    let waited = client.expect_close(Duration::from_secs(5));
+    assert!(
+        waited >= Duration::from_millis(300),
+        "closed after {waited:?}"
+    );
+    assert!(
+        waited <= Duration::from_millis(2000),
+        "closed after {waited:?}"
+    );
+}
+
+#[test]
+fn a_connection_that_never_sends_is_closed_when_idle() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "0.3"]);
+    let mut client = server.client();
+    let waited = client.expect_close(Duration::from_secs(5));
+    assert!(
+        waited <= Duration::from_millis(2000),
+        "closed after {waited:?}"
+    );
+}
+
+#[test]
+fn activity_restarts_the_idle_timer() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "0.6"]);
+    let mut client = server.client();
+    for _ in 0..4 {
+        // Each request comes before the previous idle period ends.
+        assert_eq!(client.get("/file.txt").status, 200);
+        std::thread::park_timeout(Duration::from_millis(300));
+    }
+    assert_eq!(client.get("/file.txt").status, 200);
+}
+
+#[test]
+fn three_pipelined_requests_are_answered_in_order() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(
+        b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /png.png HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let first = client.response();
+    let second = client.response();
+    let third = client.response();
+    assert_eq!(
+        (first.status, first.text().as_str()),
+        (200, "This is my text file.\n")
+    );
+    assert_eq!(second.status, 404);
+    assert_eq!(third.status, 200);
+    assert!(third.body.starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn pipelined_requests_split_at_every_byte_still_parse() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    let requests =
+        b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\nHEAD /file.txt HTTP/1.1\r\nHost: a\r\n\r\n";
+    for byte in requests.chunks(1) {
+        client.send(byte);
+    }
+    assert_eq!(client.response().text(), "This is my text file.\n");
+    let head = client.head_response();
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("22"))
+    );
+}
+
+#[test]
+fn http10_closes_after_the_response() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET /file.txt HTTP/1.0\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.version, "HTTP/1.1");
+    assert_eq!(response.header("connection"), Some("close"));
+    client.expect_close(Duration::from_secs(2));
+}
+
+#[test]
+fn http10_keep_alive_on_request() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET /file.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.header("connection"), Some("keep-alive"));
+    client.send(b"GET /file.txt HTTP/1.0\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    client.expect_close(Duration::from_secs(2));
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.header("connection"), Some("close"));
+    client.expect_close(Duration::from_secs(2));
+}
+
+#[test]
+fn a_client_that_closes_its_side_still_gets_its_answer() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET /gif.gif HTTP/1.1\r\nHost: a\r\n\r\n");
+    client.shutdown_write();
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response.body.len() >= 1_000_000);
+}
+
+#[test]
+fn many_clients_at_once_are_all_answered() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--workers", "2"]);
+    let port = server.port;
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut client = crate::support::Client::connect(port);
+                (0..20).all(|_| client.get("/index.html").status == 200)
+            })
+        })
+        .collect();
+    for handle in clients {
+        assert!(handle.join().expect("client thread"));
+    }
+}

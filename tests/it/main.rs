@@ -1,0 +1,7 @@
+//! Integration tests: the real binary, a temporary document root, raw HTTP over sockets.
+
+mod cli;
+mod connection;
+mod scenarios;
+mod support;
+mod traversal;

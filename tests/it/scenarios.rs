@@ -1,0 +1,346 @@
+//! The original server's demonstrated scenarios, one test each, plus the headers every
+//! response carries and the log line that names the worker.
+
+use std::time::{Duration, SystemTime};
+
+use crate::support::{Response, Server, chmod, demo_root, error_page, manifest_dir};
+
+fn site_file(path: &str) -> Vec<u8> {
+    std::fs::read(manifest_dir().join("scu").join(path)).expect("demo file")
+}
+
+fn media_type(response: &Response) -> &str {
+    let value = response.header("content-type").expect("Content-Type");
+    value.split(';').next().unwrap_or_default().trim()
+}
+
+/// Checks a 200 whose body is the demo file `path`, with the given media type.
+fn serves(server: &Server, target: &str, path: &str, media: &str) -> Response {
+    let response = server.client().get(target);
+    assert_eq!(response.status, 200, "{target}");
+    assert_eq!(media_type(&response), media, "{target}");
+    assert!(
+        response.body == site_file(path),
+        "{target}: body differs from scu/{path}"
+    );
+    response
+}
+
+#[test]
+fn root_serves_index_html() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = serves(&server, "/", "index.html", "text/html");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+}
+
+#[test]
+fn index_html_by_name() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    serves(&server, "/index.html", "index.html", "text/html");
+}
+
+#[test]
+fn image_page_and_every_image_it_references() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let page = serves(&server, "/image.html", "image.html", "text/html").text();
+    let sources: Vec<&str> = page
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(sources.contains(&"traverse.jpg"), "{sources:?}");
+    assert!(sources.contains(&"brother.jpg"), "{sources:?}");
+    let mut client = server.client();
+    for source in sources {
+        let response = client.get(&format!("/{source}"));
+        assert_eq!(response.status, 200, "{source}");
+        assert!(media_type(&response).starts_with("image/"), "{source}");
+        assert!(response.body == site_file(source), "{source}");
+    }
+}
+
+#[test]
+fn every_asset_of_the_home_page_is_served() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let page = String::from_utf8(site_file("index.html")).expect("UTF-8 page");
+    let mut client = server.client();
+    let mut checked = 0;
+    for attribute in ["src=\"", "href=\""] {
+        for rest in page.split(attribute).skip(1) {
+            let Some(url) = rest.split('"').next() else {
+                continue;
+            };
+            if !url.starts_with('/') || url.starts_with("//") || url.len() == 1 {
+                continue;
+            }
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            if !manifest_dir().join("scu").join(&path[1..]).is_file() {
+                continue;
+            }
+            let response = client.get(url);
+            assert_eq!(response.status, 200, "{url}");
+            assert!(response.body == site_file(&path[1..]), "{url}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 4,
+        "the home page should pull its own CSS, JS and images"
+    );
+}
+
+#[test]
+fn traverse_jpg_is_a_jpeg() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = serves(&server, "/traverse.jpg", "traverse.jpg", "image/jpeg");
+    assert_eq!(&response.body[..3], b"\xff\xd8\xff");
+}
+
+#[test]
+fn gif_gif_is_an_animated_gif_over_a_megabyte() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = serves(&server, "/gif.gif", "gif.gif", "image/gif");
+    assert!(response.body.starts_with(b"GIF89a"));
+    assert!(
+        response.body.len() >= 1_000_000,
+        "{} bytes",
+        response.body.len()
+    );
+}
+
+#[test]
+fn png_png_is_a_png() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = serves(&server, "/png.png", "png.png", "image/png");
+    assert!(response.body.starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+#[test]
+fn favicon_is_an_icon() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = server.client().get("/favicon.ico");
+    assert_eq!(response.status, 200);
+    let media = media_type(&response);
+    assert!(
+        media == "image/x-icon" || media == "image/vnd.microsoft.icon",
+        "{media}"
+    );
+    assert!(response.body.starts_with(b"\0\0\x01\0"));
+}
+
+#[test]
+fn file_txt_is_plain_text() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = serves(&server, "/file.txt", "file.txt", "text/plain");
+    assert_eq!(response.text(), "This is my text file.\n");
+    assert_eq!(response.header("content-length"), Some("22"));
+}
+
+#[test]
+fn missing_file_is_404_with_the_404_page() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let response = server.client().get("/filenotfound.txt");
+    assert_eq!(
+        (response.status, response.reason.as_str()),
+        (404, "Not Found")
+    );
+    assert_eq!(media_type(&response), "text/html");
+    assert!(response.body == error_page(404));
+}
+
+#[test]
+fn malformed_request_is_400_with_the_400_page() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"THIS IS NOT HTTP\r\n\r\n");
+    let response = client.response();
+    assert_eq!(
+        (response.status, response.reason.as_str()),
+        (400, "Bad Request")
+    );
+    assert!(response.body == error_page(400));
+    assert_eq!(response.header("connection"), Some("close"));
+    client.expect_close(Duration::from_secs(5));
+    // The server keeps serving others.
+    assert_eq!(server.client().get("/file.txt").status, 200);
+}
+
+#[test]
+fn missing_host_on_http11_is_400() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+}
+
+#[test]
+fn file_not_world_readable_is_403_with_the_403_page() {
+    let root = demo_root();
+    chmod(&root.path().join("robots.txt"), 0o400);
+    let server = Server::start(root.path(), &[]);
+    let response = server.client().get("/robots.txt");
+    assert_eq!(
+        (response.status, response.reason.as_str()),
+        (403, "Forbidden")
+    );
+    assert!(response.body == error_page(403));
+    // World-readable again: served, whoever runs the server.
+    chmod(&root.path().join("robots.txt"), 0o644);
+    assert_eq!(server.client().get("/robots.txt").status, 200);
+}
+
+#[test]
+fn other_methods_are_405_with_allow() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    for method in ["DELETE", "PUT", "TRACE"] {
+        client.send(format!("{method} /file.txt HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        let response = client.response();
+        assert_eq!(response.status, 405, "{method}");
+        assert_eq!(
+            response.header("allow"),
+            Some("GET, HEAD, OPTIONS"),
+            "{method}"
+        );
+        assert!(response.body == error_page(405), "{method}");
+    }
+}
+
+#[test]
+fn head_sends_the_headers_of_get_and_no_body() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"HEAD /traverse.jpg HTTP/1.1\r\nHost: a\r\n\r\n");
+    let head = client.head_response();
+    assert_eq!(head.status, 200);
+    let length = site_file("traverse.jpg").len().to_string();
+    assert_eq!(head.header("content-length"), Some(length.as_str()));
+    assert_eq!(media_type(&head), "image/jpeg");
+    // The next response starts right where the head ended: no body was sent.
+    assert_eq!(client.get("/file.txt").text(), "This is my text file.\n");
+}
+
+#[test]
+fn directory_without_slash_redirects_and_with_slash_serves_its_index() {
+    let root = demo_root();
+    std::fs::create_dir(root.path().join("news")).expect("mkdir");
+    std::fs::write(root.path().join("news/index.html"), "<p>news</p>").expect("write");
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    let response = client.get("/news");
+    assert_eq!(response.status, 301);
+    assert_eq!(response.header("location"), Some("/news/"));
+    let response = client.get("/news/");
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "<p>news</p>")
+    );
+}
+
+#[test]
+fn every_response_has_type_length_date_and_server() {
+    let root = demo_root();
+    chmod(&root.path().join("robots.txt"), 0o400);
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    for target in ["/", "/file.txt", "/gif.gif", "/nope", "/robots.txt", "/%zz"] {
+        let response = client.get(target);
+        assert_eq!(response.version, "HTTP/1.1", "{target}");
+        for name in ["content-type", "content-length", "date", "server"] {
+            assert_eq!(response.count(name), 1, "{target}: {name}");
+        }
+        let length: usize = response
+            .header("content-length")
+            .unwrap_or("")
+            .parse()
+            .expect("length");
+        assert_eq!(length, response.body.len(), "{target}");
+        let date = response.header("date").unwrap_or_default();
+        let when = httpdate::parse_http_date(date).expect("IMF-fixdate");
+        let skew = SystemTime::now()
+            .duration_since(when)
+            .unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_secs(60), "{target}: Date {date}");
+        assert!(
+            response
+                .header("server")
+                .unwrap_or_default()
+                .starts_with("poolhttpd/")
+        );
+        if response.status == 400 {
+            client = server.client();
+        }
+    }
+}
+
+#[test]
+fn the_log_names_the_worker_that_served_each_request() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--workers", "2"]);
+    let mut client = server.client();
+    client.get("/file.txt");
+    let local = client.local_port();
+    let line = server
+        .wait_for_log(|l| l.contains("\"GET /file.txt HTTP/1.1\" 200 22 "))
+        .expect("request log line");
+    let worker: usize = line
+        .strip_prefix("[worker ")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no worker in {line:?}"));
+    assert!(worker < 2, "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{local} ")), "{line}");
+    assert!(line.ends_with("ms"), "{line}");
+    server
+        .wait_for_log(|l| l.starts_with("[poll] conn ") && l.contains(&format!(":{local} open")))
+        .expect("connection open line");
+}
+
+#[test]
+fn quiet_prints_the_banner_and_nothing_else() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--quiet"]);
+    server.client().get("/file.txt");
+    server.client().get("/nope");
+    // A request line would have arrived by the time a later response does.
+    server.client().get("/index.html");
+    let printed = server.stop();
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    assert!(printed[2].starts_with("Access Server at "), "{printed:?}");
+}
+
+#[test]
+fn banner_names_the_directory_and_the_bound_port() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let port = server.port;
+    assert_ne!(port, 0);
+    assert_eq!(
+        server.banner,
+        [
+            format!(
+                "Using directory {} and port {port} for server.",
+                root.path().display()
+            ),
+            "Starting Server...".to_string(),
+            format!("Access Server at http://localhost:{port}/"),
+        ]
+    );
+}

@@ -1,0 +1,336 @@
+//! The harness: start the real binary on port 0 over a temporary document root, speak raw
+//! HTTP to it, and read its log. Every wait is bounded by a deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single step may take before the test fails rather than hangs.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// The crate's own folder (demo site, error pages).
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped error page for `code`.
+pub fn error_page(code: u16) -> Vec<u8> {
+    std::fs::read(manifest_dir().join("error").join(format!("{code}.html")))
+        .unwrap_or_else(|err| panic!("error/{code}.html: {err}"))
+}
+
+/// A temporary copy of the demo site `scu/`.
+pub fn demo_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy_tree(&manifest_dir().join("scu"), dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read scu/") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("create directory");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// Sets a file's mode bits.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A running server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub banner: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    new_line: Mutex<Receiver<()>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the server over `root` with the shipped error pages and `extra` flags.
+    pub fn start(root: &Path, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+        command
+            .arg("-document_root")
+            .arg(root)
+            .args(["-port", "0", "--error-pages"])
+            .arg(manifest_dir().join("error"))
+            .args(extra);
+        Server::spawn(command)
+    }
+
+    /// Starts the server as `command` says, and waits for its banner.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start poolhttpd");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let reader = read_lines(stdout, Arc::clone(&log), tx);
+        let server = Server {
+            child,
+            port: 0,
+            banner: Vec::new(),
+            log,
+            new_line: Mutex::new(rx),
+            reader: Some(reader),
+        };
+        server.with_banner()
+    }
+
+    fn with_banner(mut self) -> Server {
+        let line = self.wait_for_log(|line| line.starts_with("Access Server at "));
+        let Some(line) = line else {
+            let mut stderr = String::new();
+            if let Some(mut err) = self.child.stderr.take() {
+                let _ = self.child.kill();
+                let _ = err.read_to_string(&mut stderr);
+            }
+            panic!("no banner from poolhttpd; stderr: {stderr}");
+        };
+        let port = line
+            .trim_start_matches("Access Server at http://")
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in banner");
+        self.port = port;
+        self.banner = self
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .take(3)
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// A new client connection.
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    /// Waits until a log line matches, up to [`STEP`].
+    pub fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + STEP;
+        let rx = self.new_line.lock().expect("receiver");
+        loop {
+            if let Some(line) = self.log.lock().expect("log").iter().find(|l| wanted(l)) {
+                return Some(line.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            // A new line or the end of output; either way, look again (or give up).
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(left) {
+                return self
+                    .log
+                    .lock()
+                    .expect("log")
+                    .iter()
+                    .find(|l| wanted(l))
+                    .cloned();
+            }
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Kills the server and returns everything it printed to stdout.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(
+    stdout: ChildStdout,
+    log: Arc<Mutex<Vec<String>>>,
+    tx: mpsc::Sender<()>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            log.lock().expect("log").push(line);
+            let _ = tx.send(());
+        }
+    })
+}
+
+/// One parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times a header appears.
+    pub fn count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw HTTP/1.1 client over one connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    /// Connects to the server on loopback.
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(STEP)).expect("read timeout");
+        stream.set_write_timeout(Some(STEP)).expect("write timeout");
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .expect("send request");
+    }
+
+    /// Sends `GET path` with a Host header and reads the response.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+        self.response()
+    }
+
+    /// Reads one response whose body length is given by Content-Length (absent: none).
+    pub fn response(&mut self) -> Response {
+        self.read_response(true)
+    }
+
+    /// Reads one response to HEAD: its head only.
+    pub fn head_response(&mut self) -> Response {
+        self.read_response(false)
+    }
+
+    fn read_response(&mut self, with_body: bool) -> Response {
+        let mut status_line = String::new();
+        self.reader
+            .read_line(&mut status_line)
+            .expect("status line");
+        assert!(status_line.ends_with("\r\n"), "status line {status_line:?}");
+        let mut parts = status_line.trim_end().splitn(3, ' ');
+        let version = parts.next().unwrap_or_default().to_string();
+        let status = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let reason = parts.next().unwrap_or_default().to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("header line");
+            assert!(line.ends_with("\r\n"), "header line {line:?}");
+            if line == "\r\n" {
+                break;
+            }
+            let (name, value) = line.trim_end().split_once(':').expect("header colon");
+            headers.push((name.to_string(), value.trim().to_string()));
+        }
+        let mut response = Response {
+            status,
+            reason,
+            version,
+            headers,
+            body: Vec::new(),
+        };
+        let length: usize = response
+            .header("content-length")
+            .map(|v| v.parse().expect("numeric Content-Length"))
+            .unwrap_or(0);
+        if with_body {
+            response.body = vec![0; length];
+            self.reader.read_exact(&mut response.body).expect("body");
+        }
+        response
+    }
+
+    /// Waits for the server to close the connection, returning how long that took.
+    /// Fails if any byte arrives instead, or if it stays open past `limit`.
+    pub fn expect_close(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(limit))
+            .expect("read timeout");
+        let mut byte = [0u8; 1];
+        match self.reader.read(&mut byte) {
+            Ok(0) => started.elapsed(),
+            Ok(_) => panic!("unexpected byte {:?} instead of close", byte[0] as char),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => started.elapsed(),
+            Err(err) => panic!("connection still open after {:?}: {err}", started.elapsed()),
+        }
+    }
+
+    /// The local port of this connection, as the server's log shows it.
+    pub fn local_port(&self) -> u16 {
+        self.reader
+            .get_ref()
+            .local_addr()
+            .expect("local address")
+            .port()
+    }
+
+    /// Closes our sending side.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.reader.get_ref().shutdown(Shutdown::Write);
+    }
+}
