@@ -25,7 +25,8 @@ use std::time::Instant;
 use rustix::net::{RecvFlags, SendFlags};
 
 use crate::handler::{self, FileBody, Site, Workspace};
-use crate::http::request::{self, MAX_HEAD, Parsed};
+use crate::http::body::{BodyError, BodyReader};
+use crate::http::request::{self, BodyFraming, MAX_HEAD, Parsed, RequestError, Version};
 use crate::http::response::Fate;
 
 /// Response bytes queued from pipelined requests before they are written. Bounds the
@@ -120,7 +121,23 @@ pub struct Conn<S> {
     served: u32,
     state: State,
     head_started: Option<Instant>,
+    /// A request body being read and discarded before its head is answered.
+    discard: Option<Discard>,
+    /// The head at the front of the input has had its body discarded: answer it now.
+    body_read: bool,
 }
+
+/// A body being discarded. Its head stays at `input[start..start + head_len]`, and body
+/// bytes are taken out from behind it as they arrive, so the head can be answered (and
+/// refused with 413 or 400) once the whole request has been seen.
+#[derive(Debug)]
+struct Discard {
+    head_len: usize,
+    reader: BodyReader,
+}
+
+/// The interim response sent before reading a body when the client asks for it.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 enum Flushed {
     All,
@@ -148,6 +165,8 @@ impl<S: AsFd> Conn<S> {
             served: 0,
             state: State::Open,
             head_started: None,
+            discard: None,
+            body_read: false,
         }
     }
 
@@ -222,8 +241,8 @@ impl<S: AsFd> Conn<S> {
         }
     }
 
-    /// Answers the complete requests at the front of the input, in order. Returns whether
-    /// anything was queued for sending.
+    /// Answers the complete requests at the front of the input, in order, discarding any
+    /// request body first. Returns whether anything was queued for sending.
     fn answer_buffered(&mut self, site: &Site, ws: &mut Workspace) -> bool {
         let mut queued = false;
         while self.state == State::Open
@@ -234,27 +253,78 @@ impl<S: AsFd> Conn<S> {
             if !queued {
                 self.take_output(ws);
             }
+            if let Some(discard) = &mut self.discard {
+                let body_start = self.start + discard.head_len;
+                match discard.reader.consume(&self.input[body_start..self.end]) {
+                    Ok((used, done)) => {
+                        self.input
+                            .copy_within(body_start + used..self.end, body_start);
+                        self.end -= used;
+                        if !done {
+                            break;
+                        }
+                        self.discard = None;
+                        self.body_read = true;
+                    }
+                    Err(error) => {
+                        let error = match error {
+                            BodyError::TooLarge => RequestError::BodyTooLarge,
+                            BodyError::Malformed => RequestError::MalformedBody,
+                        };
+                        self.refuse(error, site, ws);
+                        queued = true;
+                        continue;
+                    }
+                }
+            }
             match request::parse(&self.input[self.start..self.end]) {
                 Ok(Parsed::Partial) => break,
+                Ok(Parsed::Complete(req)) if req.body != BodyFraming::None && !self.body_read => {
+                    match BodyReader::new(req.body) {
+                        Ok(reader) => {
+                            // A client waiting for 100 Continue sends its body only after it
+                            // (RFC 9110 §10.1.1); HTTP/1.0 clients cannot ask for it.
+                            if req.expect_continue && req.version == Version::Http11 {
+                                self.output.extend_from_slice(CONTINUE);
+                                queued = true;
+                            }
+                            self.discard = Some(Discard {
+                                head_len: req.head_len,
+                                reader,
+                            });
+                        }
+                        Err(_) => {
+                            self.refuse(RequestError::BodyTooLarge, site, ws);
+                            queued = true;
+                        }
+                    }
+                    continue;
+                }
                 Ok(Parsed::Complete(req)) => {
                     let answer =
                         handler::answer(&req, site, ws, &mut self.output, self.served, self.peer);
                     self.start += req.head_len;
                     self.served += 1;
+                    self.body_read = false;
                     self.body = answer.body;
                     if answer.fate == Fate::Close {
                         self.state = State::Closing(CloseReason::Done);
                     }
                 }
-                Err(error) => {
-                    handler::refuse(error, site, ws, &mut self.output, self.peer);
-                    self.state = State::Closing(CloseReason::BadRequest);
-                }
+                Err(error) => self.refuse(error, site, ws),
             }
             queued = true;
             self.head_started = (self.start < self.end).then(Instant::now);
         }
         queued
+    }
+
+    /// Answers a request we will not serve with its error status; the connection closes
+    /// once that is sent, since what follows in the input cannot be trusted to be a request.
+    fn refuse(&mut self, error: RequestError, site: &Site, ws: &mut Workspace) {
+        handler::refuse(error, site, ws, &mut self.output, self.peer);
+        self.discard = None;
+        self.state = State::Closing(CloseReason::BadRequest);
     }
 
     /// Reads once into the input buffer.

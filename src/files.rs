@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::http::Status;
 
@@ -255,57 +255,82 @@ impl DocRoot {
         })
     }
 
-    /// Opens what a safe path names. `path` is the scratch buffer the safe path came from,
-    /// reused to name a directory's index.
+    /// Opens what a safe path names. `scratch` names a directory's index.
+    ///
+    /// The type and permissions are checked with `fstatat` before anything is opened, so a
+    /// FIFO, socket or device is never opened for reading. Only a regular, world-readable
+    /// file is then opened with `openat2(RESOLVE_BENEATH)`, the kernel's own guarantee that
+    /// the path stays under the root, and checked again through the open descriptor (the
+    /// path may have changed in between). Refusals that `fstatat` alone would answer with a
+    /// different status for paths outside the root (a missing file behind an outward
+    /// symlink, a directory to redirect to) are confirmed beneath the root first, so the
+    /// answers reveal nothing about what lies outside.
     pub fn lookup(&self, safe: &SafePath<'_>, scratch: &mut Vec<u8>) -> Result<Lookup, OpenError> {
-        let relative = safe.relative;
-        let file = self.open_beneath(relative)?;
-        let meta = Meta::of(&file)?;
-        let (file, meta, name) = if meta.kind == FileType::Directory {
+        let mut path = safe.relative;
+        let mut meta = self.stat(path)?;
+        if meta.kind == FileType::Directory {
+            self.confirm_beneath(path)?;
             if !safe.dir_form {
                 return Ok(Lookup::Redirect);
             }
-            drop(file);
             scratch.clear();
-            if !relative.is_empty() {
-                scratch.extend_from_slice(relative);
+            if !path.is_empty() {
+                scratch.extend_from_slice(path);
                 scratch.push(b'/');
             }
             scratch.extend_from_slice(INDEX_FILE.as_bytes());
-            let index = self.open_beneath(scratch).map_err(|err| match err {
+            path = scratch;
+            meta = self.stat(path).map_err(|err| match err {
                 // Without an index (and without listing) a directory is not served.
                 OpenError::NotFound => OpenError::Forbidden,
                 other => other,
             })?;
-            let meta = Meta::of(&index)?;
-            (index, meta, INDEX_FILE.as_bytes())
-        } else {
-            (file, meta, relative)
-        };
-        if meta.kind != FileType::RegularFile {
-            return Err(OpenError::Forbidden);
         }
-        // thttpd's rule: serve only what anyone on the machine may read, so the answer does
-        // not depend on which user runs the server (root reads everything).
-        if meta.mode & 0o004 == 0 {
-            return Err(OpenError::Forbidden);
-        }
+        meta.servable()?;
+        let file = self.open_beneath(path)?;
+        let meta = Meta::of(&file)?;
+        meta.servable()?;
         Ok(Lookup::File(ServedFile {
             file,
             len: meta.len,
             modified: meta.modified,
-            content_type: content_type_of(name),
+            content_type: content_type_of(path),
         }))
     }
 
+    /// `fstatat` beneath the root's descriptor, following symlinks. An error is confirmed
+    /// with a beneath-only resolution, so that a path leaving the root is always 403.
+    fn stat(&self, relative: &[u8]) -> Result<Meta, OpenError> {
+        match rustix::fs::statat(&self.dir, as_path(relative), AtFlags::empty()) {
+            Ok(stat) => Ok(Meta::from_stat(&stat)),
+            Err(err) => {
+                self.confirm_beneath(relative)?;
+                Err(OpenError::from_errno(err))
+            }
+        }
+    }
+
+    /// Succeeds when `relative` resolves without leaving the root; opens nothing for
+    /// reading (`O_PATH`).
+    fn confirm_beneath(&self, relative: &[u8]) -> Result<(), OpenError> {
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        match self.open_with(relative, flags) {
+            Ok(_) | Err(OpenError::NotFound) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     fn open_beneath(&self, relative: &[u8]) -> Result<File, OpenError> {
-        let relative = if relative.is_empty() {
-            OsStr::new(".")
-        } else {
-            OsStr::from_bytes(relative)
-        };
-        // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        // O_NONBLOCK: should the path have become a FIFO since it was checked, opening it
+        // must still not wait for a writer.
+        self.open_with(
+            relative,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        )
+    }
+
+    fn open_with(&self, relative: &[u8], flags: OFlags) -> Result<File, OpenError> {
+        let relative = as_path(relative);
         if !self.no_openat2.load(Ordering::Relaxed) {
             let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
             match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
@@ -314,7 +339,7 @@ impl DocRoot {
                 Err(err) => return Err(OpenError::from_errno(err)),
             }
         }
-        self.open_checked(Path::new(relative), flags)
+        self.open_checked(relative, flags)
     }
 
     /// The fallback for kernels before 5.6: resolve every symlink, then insist the result
@@ -331,6 +356,15 @@ impl DocRoot {
     }
 }
 
+/// A relative path for the `*at` calls; the root itself is `.`.
+fn as_path(relative: &[u8]) -> &Path {
+    if relative.is_empty() {
+        Path::new(".")
+    } else {
+        Path::new(OsStr::from_bytes(relative))
+    }
+}
+
 fn io_error(err: &io::Error) -> OpenError {
     match err.raw_os_error() {
         Some(code) => OpenError::from_errno(rustix::io::Errno::from_raw_os_error(code)),
@@ -338,7 +372,7 @@ fn io_error(err: &io::Error) -> OpenError {
     }
 }
 
-/// What one `fstat` tells us.
+/// What one `stat` tells us.
 struct Meta {
     kind: FileType,
     mode: u32,
@@ -348,17 +382,32 @@ struct Meta {
 
 impl Meta {
     fn of(file: &File) -> Result<Meta, OpenError> {
-        let stat = rustix::fs::fstat(file).map_err(OpenError::from_errno)?;
-        let mode = stat.st_mode;
-        let modified = u64::try_from(stat.st_mtime)
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
-            .unwrap_or(UNIX_EPOCH);
-        Ok(Meta {
-            kind: FileType::from_raw_mode(mode),
-            mode,
+        rustix::fs::fstat(file)
+            .map(|stat| Meta::from_stat(&stat))
+            .map_err(OpenError::from_errno)
+    }
+
+    fn from_stat(stat: &rustix::fs::Stat) -> Meta {
+        let secs = u64::try_from(stat.st_mtime).unwrap_or(0);
+        let nanos = u32::try_from(stat.st_mtime_nsec)
+            .unwrap_or(0)
+            .min(999_999_999);
+        Meta {
+            kind: FileType::from_raw_mode(stat.st_mode),
+            mode: stat.st_mode,
             len: u64::try_from(stat.st_size).unwrap_or(0),
-            modified,
-        })
+            modified: UNIX_EPOCH + Duration::new(secs, nanos),
+        }
+    }
+
+    /// Only regular files that anyone on the machine may read are served (thttpd's rule),
+    /// so the answer does not depend on which user runs the server (root reads everything).
+    fn servable(&self) -> Result<(), OpenError> {
+        if self.kind == FileType::RegularFile && self.mode & 0o004 != 0 {
+            Ok(())
+        } else {
+            Err(OpenError::Forbidden)
+        }
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::files::{self, DocRoot, Lookup, PathScratch, ServedFile};
 use crate::http::Status;
+use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
 use crate::http::date::DateCache;
-use crate::http::request::{BodyFraming, Method, Persistence, Request, RequestError, Version};
-use crate::http::response::{Fate, Head};
+use crate::http::request::{Method, Persistence, Request, RequestError, Version};
+use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log, RequestLine};
 use crate::pages::ErrorPages;
 
@@ -104,10 +105,7 @@ pub fn answer(
     peer: std::net::SocketAddr,
 ) -> Answer {
     let started = Instant::now();
-    let keep = req.persistence == Persistence::KeepAlive
-        // Bodies are not read yet: close rather than parse one as the next request.
-        && req.body == BodyFraming::None
-        && served + 1 < MAX_REQUESTS_PER_CONN;
+    let keep = req.persistence == Persistence::KeepAlive && served + 1 < MAX_REQUESTS_PER_CONN;
     let fate = if keep {
         Fate::KeepAlive(site.keep_alive)
     } else {
@@ -208,7 +206,7 @@ fn serve(
     };
     let found = site.root.lookup(&safe, &mut ws.index);
     match found {
-        Ok(Lookup::File(file)) => send_file(file, head_only, ws, out, fate),
+        Ok(Lookup::File(file)) => send_file(req, file, site, ws, out, fate),
         Ok(Lookup::Redirect) => {
             ws.location.clear();
             ws.location.push(b'/');
@@ -223,48 +221,113 @@ fn serve(
     }
 }
 
+/// A found file: preconditions, then the whole file, one range of it, or 304/412/416.
 fn send_file(
+    req: &Request<'_>,
     served: ServedFile,
-    head_only: bool,
+    site: &Site,
     ws: &mut Workspace,
     out: &mut Vec<u8>,
     fate: Fate,
 ) -> Answer {
-    let mark = out.len();
-    let mut head = Head::new(Status::Ok, fate);
-    head.content_type = Some(served.content_type);
-    head.content_length = served.len;
-    head.write_to(out, ws.date.now());
-    if head_only || served.len == 0 {
-        return Answer::bare(Status::Ok, fate);
+    let head_only = req.method == Method::Head;
+    let etag = ETag::new(served.modified, served.len);
+    let last_modified = conditional::http_date(served.modified);
+    match conditional::evaluate(&req.conditions, &etag, served.modified) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            let mut head = Head::new(Status::NotModified, fate);
+            head.etag = Some(etag.as_bytes());
+            head.last_modified = Some(&last_modified);
+            head.write_to(out, ws.date.now());
+            return Answer::bare(Status::NotModified, fate);
+        }
+        Precondition::Failed => {
+            return error(Status::PreconditionFailed, head_only, site, ws, out, fate);
+        }
     }
-    if served.len > INLINE_BODY_MAX {
+    // Range applies to GET only (RFC 9110 §14.2), and only while If-Range still holds.
+    let range = match req.range {
+        Some(value)
+            if req.method == Method::Get
+                && req
+                    .if_range
+                    .is_none_or(|v| conditional::if_range_holds(v, &etag, served.modified)) =>
+        {
+            conditional::range(value, served.len)
+        }
+        _ => RangeAnswer::Whole,
+    };
+    let (status, start, end) = match range {
+        RangeAnswer::Whole => (Status::Ok, 0, served.len),
+        RangeAnswer::Part { start, end } => (Status::PartialContent, start, end),
+        RangeAnswer::Unsatisfiable => {
+            let page = site.pages.get(Status::RangeNotSatisfiable);
+            let mut head = Head::new(Status::RangeNotSatisfiable, fate);
+            head.content_type = Some("text/html");
+            head.content_length = page.len() as u64;
+            head.content_range = Some(ContentRange::Unsatisfied { len: served.len });
+            head.write_to(out, ws.date.now());
+            out.extend_from_slice(page);
+            return Answer {
+                status: Status::RangeNotSatisfiable,
+                bytes: page.len() as u64,
+                fate,
+                body: None,
+            };
+        }
+    };
+    let mark = out.len();
+    let mut head = Head::new(status, fate);
+    head.content_type = Some(served.content_type);
+    head.content_length = end - start;
+    head.etag = Some(etag.as_bytes());
+    head.last_modified = Some(&last_modified);
+    head.accept_ranges = true;
+    if status == Status::PartialContent {
+        head.content_range = Some(ContentRange::Part {
+            start,
+            end,
+            len: served.len,
+        });
+    }
+    head.write_to(out, ws.date.now());
+    let bytes = end - start;
+    if head_only || bytes == 0 {
+        return Answer::bare(status, fate);
+    }
+    if bytes > INLINE_BODY_MAX {
         let body = FileBody {
             file: served.file,
-            offset: 0,
-            end: served.len,
+            offset: start,
+            end,
         };
         return Answer {
-            status: Status::Ok,
-            bytes: served.len,
+            status,
+            bytes,
             fate,
             body: Some(body),
         };
     }
     // Bounded by INLINE_BODY_MAX, so the cast cannot truncate.
-    let len = served.len as usize;
-    let start = out.len();
-    out.resize(start + len, 0);
-    if served.file.read_exact_at(&mut out[start..], 0).is_err() {
+    let at = out.len();
+    out.resize(at + bytes as usize, 0);
+    if served.file.read_exact_at(&mut out[at..], start).is_err() {
         // The file shrank or failed between fstat and read; nothing has been sent yet,
         // so the head can still be taken back.
         out.truncate(mark);
-        Head::new(Status::InternalServerError, Fate::Close).write_to(out, ws.date.now());
-        return Answer::bare(Status::InternalServerError, Fate::Close);
+        return error(
+            Status::InternalServerError,
+            head_only,
+            site,
+            ws,
+            out,
+            Fate::Close,
+        );
     }
     Answer {
-        status: Status::Ok,
-        bytes: served.len,
+        status,
+        bytes,
         fate,
         body: None,
     }

@@ -2,9 +2,11 @@
 //!
 //! Nothing here touches a socket or a file; `conn` feeds bytes in and takes bytes out.
 
+pub mod body;
 pub mod date;
 pub mod request;
 pub mod response;
 pub mod status;
 
 pub use status::Status;
+pub mod conditional;

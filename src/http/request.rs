@@ -4,6 +4,7 @@
 //! headers the server acts on are kept. An incomplete head is `Parsed::Partial`, never an
 //! error, so a connection can feed bytes as they arrive.
 
+use super::conditional::Conditions;
 use super::status::Status;
 
 /// Longest request line we accept. Real browsers stay well below 8 KiB; longer lines are
@@ -86,8 +87,7 @@ pub struct Request<'b> {
     pub version: Version,
     pub persistence: Persistence,
     pub body: BodyFraming,
-    pub if_none_match: Option<&'b [u8]>,
-    pub if_modified_since: Option<&'b [u8]>,
+    pub conditions: Conditions<'b>,
     pub range: Option<&'b [u8]>,
     pub if_range: Option<&'b [u8]>,
     pub expect_continue: bool,
@@ -120,6 +120,10 @@ pub enum RequestError {
     TransferEncodingOnHttp10,
     InvalidTransferEncoding,
     UnknownTransferCoding,
+    /// The body is larger than we read (see `body::MAX_BODY`).
+    BodyTooLarge,
+    /// The chunked framing of the body is broken.
+    MalformedBody,
 }
 
 impl RequestError {
@@ -132,6 +136,7 @@ impl RequestError {
             }
             RequestError::UnsupportedVersion => Status::VersionNotSupported,
             RequestError::UnknownTransferCoding => Status::NotImplemented,
+            RequestError::BodyTooLarge => Status::ContentTooLarge,
             _ => Status::BadRequest,
         }
     }
@@ -152,6 +157,8 @@ impl RequestError {
             RequestError::TransferEncodingOnHttp10 => "Transfer-Encoding in HTTP/1.0",
             RequestError::InvalidTransferEncoding => "invalid Transfer-Encoding",
             RequestError::UnknownTransferCoding => "unknown transfer coding",
+            RequestError::BodyTooLarge => "request body too large",
+            RequestError::MalformedBody => "malformed chunked body",
         }
     }
 }
@@ -170,7 +177,9 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
         Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(oversized(buf).unwrap_or(RequestError::Malformed)),
     };
-    if head_len > MAX_HEAD {
+    // Strictly less, so that a complete head always leaves room in the read buffer for
+    // at least one byte of its body.
+    if head_len >= MAX_HEAD {
         return Err(RequestError::HeadTooLarge);
     }
     if request_line_len(buf).is_none_or(|len| len > MAX_REQUEST_LINE) {
@@ -195,8 +204,7 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
             Version::Http11 => Persistence::KeepAlive,
         },
         body: BodyFraming::None,
-        if_none_match: None,
-        if_modified_since: None,
+        conditions: Conditions::default(),
         range: None,
         if_range: None,
         expect_continue: false,
@@ -239,9 +247,13 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
             }
             transfer_encoding = Some(value);
         } else if name.eq_ignore_ascii_case("if-none-match") {
-            request.if_none_match = Some(value);
+            request.conditions.if_none_match = Some(value);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
-            request.if_modified_since = Some(value);
+            request.conditions.if_modified_since = Some(value);
+        } else if name.eq_ignore_ascii_case("if-match") {
+            request.conditions.if_match = Some(value);
+        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+            request.conditions.if_unmodified_since = Some(value);
         } else if name.eq_ignore_ascii_case("range") {
             request.range = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {
@@ -489,7 +501,7 @@ mod tests {
         assert_eq!(req.target, "/x?y");
         assert_eq!(req.version, Version::Http11);
         assert_eq!(req.persistence, Persistence::KeepAlive);
-        assert_eq!(req.if_none_match, Some(&b"\"1\""[..]));
+        assert_eq!(req.conditions.if_none_match, Some(&b"\"1\""[..]));
         assert_eq!(req.range, Some(&b"bytes=0-1"[..]));
         assert_eq!(req.body, BodyFraming::None);
     }

@@ -29,7 +29,21 @@ pub struct Head<'a> {
     pub content_length: u64,
     pub location: Option<&'a [u8]>,
     pub allow: bool,
+    pub etag: Option<&'a [u8]>,
+    pub last_modified: Option<&'a [u8]>,
+    /// Says `Accept-Ranges: bytes` (on responses about a file).
+    pub accept_ranges: bool,
+    pub content_range: Option<ContentRange>,
     pub fate: Fate,
+}
+
+/// The `Content-Range` of a 206 or 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes start-last/len`, with `end` exclusive.
+    Part { start: u64, end: u64, len: u64 },
+    /// `bytes */len`.
+    Unsatisfied { len: u64 },
 }
 
 impl<'a> Head<'a> {
@@ -41,6 +55,10 @@ impl<'a> Head<'a> {
             content_length: 0,
             location: None,
             allow: false,
+            etag: None,
+            last_modified: None,
+            accept_ranges: false,
+            content_range: None,
             fate,
         }
     }
@@ -74,6 +92,28 @@ impl<'a> Head<'a> {
             out.extend_from_slice(b"Location: ");
             out.extend_from_slice(location);
             out.extend_from_slice(b"\r\n");
+        }
+        if let Some(etag) = self.etag {
+            out.extend_from_slice(b"ETag: ");
+            out.extend_from_slice(etag);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(date) = self.last_modified {
+            out.extend_from_slice(b"Last-Modified: ");
+            out.extend_from_slice(date);
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.accept_ranges {
+            out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        }
+        match self.content_range {
+            Some(ContentRange::Part { start, end, len }) => {
+                let _ = write!(out, "Content-Range: bytes {start}-{}/{len}\r\n", end - 1);
+            }
+            Some(ContentRange::Unsatisfied { len }) => {
+                let _ = write!(out, "Content-Range: bytes */{len}\r\n");
+            }
+            None => {}
         }
         if self.allow {
             out.extend_from_slice(b"Allow: ");
@@ -136,7 +176,21 @@ mod tests {
         let mut image = Head::new(Status::Ok, Fate::Close);
         image.content_type = Some("image/png");
         image.content_length = 7;
-        let table: [(Head<'_>, &[&str], &[&str]); 3] = [
+        let mut partial = Head::new(Status::PartialContent, Fate::Close);
+        partial.content_length = 4;
+        partial.content_range = Some(ContentRange::Part {
+            start: 2,
+            end: 6,
+            len: 10,
+        });
+        partial.etag = Some(b"\"a-b-c\"");
+        partial.last_modified = Some(DATE);
+        partial.accept_ranges = true;
+        let mut unsatisfied = Head::new(Status::RangeNotSatisfiable, Fate::Close);
+        unsatisfied.content_range = Some(ContentRange::Unsatisfied { len: 10 });
+        let mut not_modified = Head::new(Status::NotModified, Fate::Close);
+        not_modified.etag = Some(b"\"a-b-c\"");
+        let table: [(Head<'_>, &[&str], &[&str]); 6] = [
             (
                 redirect,
                 &[
@@ -162,6 +216,24 @@ mod tests {
                     "\r\nContent-Length: 7\r\n",
                 ],
                 &["charset"],
+            ),
+            (
+                partial,
+                &[
+                    "HTTP/1.1 206 Partial Content\r\n",
+                    "\r\nContent-Range: bytes 2-5/10\r\n",
+                    "\r\nContent-Length: 4\r\n",
+                    "\r\nETag: \"a-b-c\"\r\n",
+                    "\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+                    "\r\nAccept-Ranges: bytes\r\n",
+                ],
+                &[],
+            ),
+            (unsatisfied, &["\r\nContent-Range: bytes */10\r\n"], &[]),
+            (
+                not_modified,
+                &["HTTP/1.1 304 Not Modified\r\n", "\r\nETag: \"a-b-c\"\r\n"],
+                &["Content-Length", "Content-Type"],
             ),
         ];
         for (head, present, absent) in table {

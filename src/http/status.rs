@@ -28,6 +28,8 @@ pub enum Status {
     MethodNotAllowed,
     /// 408: the request head did not arrive in time.
     RequestTimeout,
+    /// 412: an `If-Match` or `If-Unmodified-Since` condition is false.
+    PreconditionFailed,
     /// 413: the request body is larger than we are willing to discard.
     ContentTooLarge,
     /// 414: the request line is longer than our limit.
@@ -46,7 +48,7 @@ pub enum Status {
 
 impl Status {
     /// Every variant, for tables and for loading error pages.
-    pub const ALL: [Status; 17] = [
+    pub const ALL: [Status; 18] = [
         Status::Ok,
         Status::NoContent,
         Status::PartialContent,
@@ -57,6 +59,7 @@ impl Status {
         Status::NotFound,
         Status::MethodNotAllowed,
         Status::RequestTimeout,
+        Status::PreconditionFailed,
         Status::ContentTooLarge,
         Status::UriTooLong,
         Status::RangeNotSatisfiable,
@@ -79,6 +82,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
+            Status::PreconditionFailed => 412,
             Status::ContentTooLarge => 413,
             Status::UriTooLong => 414,
             Status::RangeNotSatisfiable => 416,
@@ -102,6 +106,7 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
+            Status::PreconditionFailed => "Precondition Failed",
             Status::ContentTooLarge => "Content Too Large",
             Status::UriTooLong => "URI Too Long",
             Status::RangeNotSatisfiable => "Range Not Satisfiable",

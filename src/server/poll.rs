@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::deadline::{Deadline, DeadlineQueue};
-use super::pool::{Done, Job, Notifier, Outcome, Work};
+use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
 use crate::conn::{CloseReason, Conn, Next};
 use crate::handler::Site;
 use crate::log::Actor;
@@ -51,7 +51,7 @@ enum Wait {
 enum Place {
     /// Here, registered with the poller, waiting; `stamp` names this wait to its deadline.
     Waiting {
-        conn: Conn<TcpStream>,
+        conn: PoolConn,
         wait: Wait,
         stamp: u64,
     },
@@ -188,7 +188,7 @@ impl PollLoop {
         self.next_stamp += 1;
         entry.insert(Slot {
             place: Place::Waiting {
-                conn: Conn::new(stream, peer, id),
+                conn: Box::new(Conn::new(stream, peer, id)),
                 wait: Wait::Idle,
                 stamp,
             },
@@ -247,7 +247,7 @@ impl PollLoop {
     }
 
     /// A connection is back from a worker and waits for `next`.
-    fn wait(&mut self, token: usize, mut conn: Conn<TcpStream>, next: Next) {
+    fn wait(&mut self, token: usize, mut conn: PoolConn, next: Next) {
         let Some(slot) = self.slots.get_mut(token) else {
             return;
         };

@@ -18,6 +18,10 @@ use crate::conn::{Conn, Next};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
+/// A connection as the pool model moves it between threads: boxed, so that handing it
+/// over moves a pointer, not the whole state.
+pub type PoolConn = Box<Conn<TcpStream>>;
+
 /// What the poll thread asks of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
@@ -31,7 +35,7 @@ pub enum Work {
 #[derive(Debug)]
 pub struct Job {
     pub token: usize,
-    pub conn: Conn<TcpStream>,
+    pub conn: PoolConn,
     pub work: Work,
 }
 
@@ -39,7 +43,7 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Outcome {
     /// Back to the poll thread, waiting for `Next::Read` or `Next::Write`.
-    Wait(Conn<TcpStream>, Next),
+    Wait(PoolConn, Next),
     /// Closed by the worker; the slot is free.
     Closed,
 }
