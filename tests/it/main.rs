@@ -2,6 +2,7 @@
 
 mod cli;
 mod connection;
+mod protocol;
 mod scenarios;
 mod support;
 mod traversal;

@@ -245,6 +245,36 @@ impl Client {
             .expect("send request");
     }
 
+    /// Sends raw bytes, reporting whether the server still accepted them.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.reader.get_mut().write_all(bytes).is_ok()
+    }
+
+    /// Reads a response if its first byte arrives within `wait`.
+    pub fn response_within(&mut self, wait: Duration) -> Option<Response> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(wait))
+            .expect("read timeout");
+        let arrived = match self.reader.fill_buf() {
+            Ok(buffered) => !buffered.is_empty(),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                false
+            }
+            Err(err) => panic!("reading a response: {err}"),
+        };
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(STEP))
+            .expect("read timeout");
+        arrived.then(|| self.response())
+    }
+
     /// Sends `GET path` with a Host header and reads the response.
     pub fn get(&mut self, path: &str) -> Response {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
