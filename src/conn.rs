@@ -20,7 +20,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::net::{RecvFlags, SendFlags};
 
@@ -36,6 +36,12 @@ pub const OUTPUT_BATCH: usize = 64 * 1024;
 /// Largest `sendfile` call; the kernel caps one call near 2 GiB anyway.
 const SENDFILE_CHUNK: u64 = 1 << 30;
 
+/// How long a connection that is being closed with unread input keeps reading (and
+/// discarding) it. Closing a socket with unread data makes the kernel send a reset, which
+/// can destroy the response still on its way to the client; two seconds is enough for a
+/// client on any real network to see the response and the half-close.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// Buffers of each kind a workspace keeps for reuse; more are freed.
 pub const SPARE_BUFFERS: usize = 64;
 
@@ -50,6 +56,9 @@ pub enum Next {
     Read,
     /// Room in the socket's send buffer for an unfinished response.
     Write,
+    /// The rest of what the client sends after a final response, to be discarded before
+    /// closing (see [`LINGER`]); the connection closes at the deadline or on EOF.
+    Linger,
     /// Nothing: drop the connection.
     Close(CloseReason),
 }
@@ -74,6 +83,8 @@ pub enum CloseReason {
     SendTimeout,
     /// The file being sent shrank under us; the response cannot be completed.
     FileShrank,
+    /// A refused request's remaining input was drained for as long as we linger.
+    LingerDone,
     /// The server is shutting down.
     Shutdown,
 }
@@ -89,6 +100,7 @@ impl fmt::Display for CloseReason {
             CloseReason::HeadTimeout => "request head timeout",
             CloseReason::SendTimeout => "send timeout",
             CloseReason::FileShrank => "file shrank while sending",
+            CloseReason::LingerDone => "closed after lingering",
             CloseReason::Shutdown => "server shutdown",
         })
     }
@@ -100,6 +112,8 @@ enum State {
     Open,
     /// Send what is queued, then close for this reason.
     Closing(CloseReason),
+    /// Sent, write side shut down; discarding input until EOF or the linger deadline.
+    Lingering(CloseReason, Instant),
 }
 
 /// One client connection over a socket `S` (non-blocking in the pool model, blocking with
@@ -227,8 +241,19 @@ impl<S: AsFd> Conn<S> {
                 Ok(Flushed::Blocked) => return Next::Write,
                 Err(reason) => return Next::Close(reason),
             }
-            if let State::Closing(reason) = self.state {
-                return Next::Close(reason);
+            match self.state {
+                State::Open => {}
+                State::Closing(reason) => {
+                    // Input the client may still be sending (a refused body, pipelined
+                    // requests) must be drained, or closing resets the connection.
+                    if reason != CloseReason::BadRequest && self.start == self.end {
+                        return Next::Close(reason);
+                    }
+                    let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Write);
+                    self.state = State::Lingering(reason, Instant::now());
+                    return self.linger(ws);
+                }
+                State::Lingering(..) => return self.linger(ws),
             }
             if self.answer_buffered(site, ws) {
                 continue;
@@ -325,6 +350,32 @@ impl<S: AsFd> Conn<S> {
         handler::refuse(error, site, ws, &mut self.output, self.peer);
         self.discard = None;
         self.state = State::Closing(CloseReason::BadRequest);
+    }
+
+    /// Reads and discards input until the socket would block (wait for more) or ends.
+    fn linger(&mut self, ws: &mut Workspace) -> Next {
+        let State::Lingering(reason, _) = self.state else {
+            return Next::Close(CloseReason::PeerError);
+        };
+        loop {
+            let filled = self.fill(ws);
+            self.start = 0;
+            self.end = 0;
+            self.head_started = None;
+            match filled {
+                Ok(Filled::Bytes) => {}
+                Ok(Filled::Blocked) => return Next::Linger,
+                Err(_) => return Next::Close(reason),
+            }
+        }
+    }
+
+    /// When lingering began, if it has.
+    pub fn lingering_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Lingering(_, since) => Some(since),
+            _ => None,
+        }
     }
 
     /// Reads once into the input buffer.

@@ -15,7 +15,7 @@ use slab::Slab;
 
 use super::deadline::{Deadline, DeadlineQueue};
 use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
-use crate::conn::{CloseReason, Conn, Next};
+use crate::conn::{CloseReason, Conn, LINGER, Next};
 use crate::handler::Site;
 use crate::log::Actor;
 
@@ -44,6 +44,7 @@ enum Wait {
     Idle,
     Head,
     Send,
+    Linger,
 }
 
 /// Where a connection is.
@@ -80,6 +81,7 @@ pub struct PollLoop {
     idle: DeadlineQueue,
     head: DeadlineQueue,
     send: DeadlineQueue,
+    linger: DeadlineQueue,
     next_stamp: u64,
     next_conn_id: u64,
     line: String,
@@ -111,6 +113,7 @@ impl PollLoop {
             idle: DeadlineQueue::default(),
             head: DeadlineQueue::default(),
             send: DeadlineQueue::default(),
+            linger: DeadlineQueue::default(),
             next_stamp: 0,
             next_conn_id: 0,
             line: String::new(),
@@ -141,11 +144,16 @@ impl PollLoop {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        [self.idle.first(), self.head.first(), self.send.first()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_duration_since(now))
+        [
+            self.idle.first(),
+            self.head.first(),
+            self.send.first(),
+            self.linger.first(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
     }
 
     fn accept(&mut self) {
@@ -254,6 +262,7 @@ impl PollLoop {
         let ready = matches!(slot.place, Place::AtWorker { ready: true });
         let (wanted, wait) = match next {
             Next::Write => (Interest::WRITABLE, Wait::Send),
+            Next::Linger => (Interest::READABLE, Wait::Linger),
             _ if conn.head_started().is_some() => (Interest::READABLE, Wait::Head),
             _ => (Interest::READABLE, Wait::Idle),
         };
@@ -282,6 +291,10 @@ impl PollLoop {
                 self.head.push(deadline(started + self.timeouts.head));
             }
             Wait::Send => self.send.push(deadline(now + self.timeouts.send)),
+            Wait::Linger => {
+                let since = conn.lingering_since().unwrap_or(now);
+                self.linger.push(deadline(since + LINGER));
+            }
         }
         slot.place = Place::Waiting { conn, wait, stamp };
         if ready && !rearmed {
@@ -290,12 +303,13 @@ impl PollLoop {
     }
 
     fn expire(&mut self, now: Instant) {
-        for wait in [Wait::Idle, Wait::Head, Wait::Send] {
+        for wait in [Wait::Idle, Wait::Head, Wait::Send, Wait::Linger] {
             loop {
                 let queue = match wait {
                     Wait::Idle => &mut self.idle,
                     Wait::Head => &mut self.head,
                     Wait::Send => &mut self.send,
+                    Wait::Linger => &mut self.linger,
                 };
                 let Some(due) = queue.pop_expired(now) else {
                     break;
@@ -312,6 +326,7 @@ impl PollLoop {
                     Wait::Idle => self.close(due.token, CloseReason::IdleTimeout),
                     Wait::Head => self.dispatch(due.token, Work::HeadTimeout),
                     Wait::Send => self.close(due.token, CloseReason::SendTimeout),
+                    Wait::Linger => self.close(due.token, CloseReason::LingerDone),
                 }
             }
         }

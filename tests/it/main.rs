@@ -3,6 +3,7 @@
 mod cli;
 mod connection;
 mod protocol;
+mod resolver;
 mod scenarios;
 mod support;
 mod traversal;

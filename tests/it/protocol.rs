@@ -515,6 +515,26 @@ fn a_connection_serves_at_most_1000_requests() {
     client.expect_close(Duration::from_secs(5));
 }
 
+#[test]
+fn closing_with_unread_input_lingers_instead_of_resetting() {
+    let (_root, server) = started();
+    let mut client = server.client();
+    let mut burst = b"GET /file.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec();
+    burst.extend(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2000));
+    client.send(&burst);
+    assert_eq!(client.response().text(), FILE_TXT);
+    client.shutdown_write();
+    client.expect_clean_close(Duration::from_secs(5));
+
+    let mut client = server.client();
+    client.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n");
+    let body = vec![b'x'; 512 * 1024];
+    client.send(&body);
+    assert_eq!(client.response().status, 413);
+    client.shutdown_write();
+    client.expect_clean_close(Duration::from_secs(5));
+}
+
 // ----- limits and deadlines -----
 
 #[test]

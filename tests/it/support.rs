@@ -359,6 +359,21 @@ impl Client {
             .port()
     }
 
+    /// Like [`Client::expect_close`], but a reset fails: the server must have shut down its
+    /// side cleanly (FIN), having read what we sent.
+    pub fn expect_clean_close(&mut self, limit: Duration) {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(limit))
+            .expect("read timeout");
+        let mut byte = [0u8; 1];
+        match self.reader.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("unexpected byte {:?} instead of close", byte[0] as char),
+            Err(err) => panic!("no clean close: {err}"),
+        }
+    }
+
     /// Closes our sending side.
     pub fn shutdown_write(&mut self) {
         let _ = self.reader.get_ref().shutdown(Shutdown::Write);
