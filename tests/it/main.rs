@@ -2,6 +2,7 @@
 
 mod cli;
 mod connection;
+mod lint;
 mod protocol;
 mod resolver;
 mod scenarios;
