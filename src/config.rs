@@ -20,8 +20,14 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(3);
 pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response that makes no progress for this long is abandoned.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections held at once unless told otherwise (and unless descriptors run short).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long responses in flight may take to finish after SIGINT or SIGTERM.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Where the error pages live unless told otherwise.
 pub const DEFAULT_ERROR_PAGES: &str = "./error";
+/// Highest `--max-connections`: far beyond what one process's descriptors allow anyway.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// More workers than this only adds contention on a static-file workload.
 pub const MAX_WORKERS: usize = 1024;
 /// Longest timeout accepted: beyond an hour a "timeout" no longer protects anything.
@@ -45,6 +51,9 @@ OPTIONS:
         --header-timeout SECS
                             answer 408 to a request head unfinished this long [default: 10]
         --send-timeout SECS close a response that makes no progress this long [default: 10]
+        --max-connections N most connections held at once [default: 10000, fewer if the
+                            descriptor limit requires]
+        --grace SECS        after SIGINT/SIGTERM, time for responses in flight [default: 5]
         --error-pages DIR   pages NNN.html for error statuses [default: ./error]
     -q, --quiet             no request or connection log
     -h, --help              print this help
@@ -70,6 +79,8 @@ pub struct Config {
     pub keep_alive: Duration,
     pub head_timeout: Duration,
     pub send_timeout: Duration,
+    pub max_connections: usize,
+    pub grace: Duration,
     /// `None` when the default directory does not exist: built-in pages only.
     pub error_pages: Option<PathBuf>,
     pub quiet: bool,
@@ -85,6 +96,8 @@ struct Args {
     keep_alive: Option<String>,
     head_timeout: Option<String>,
     send_timeout: Option<String>,
+    max_connections: Option<String>,
+    grace: Option<String>,
     error_pages: Option<PathBuf>,
     quiet: bool,
 }
@@ -140,6 +153,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         keep_alive: args.opt_value_from_str("--keep-alive")?,
         head_timeout: args.opt_value_from_str("--header-timeout")?,
         send_timeout: args.opt_value_from_str("--send-timeout")?,
+        max_connections: args.opt_value_from_str("--max-connections")?,
+        grace: args.opt_value_from_str("--grace")?,
         error_pages: args.opt_value_from_os_str("--error-pages", to_path)?,
         quiet: args.contains(["-q", "--quiet"]),
     };
@@ -242,6 +257,19 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
     let keep_alive = seconds("--keep-alive", typed.keep_alive, DEFAULT_KEEP_ALIVE)?;
     let head_timeout = seconds("--header-timeout", typed.head_timeout, DEFAULT_HEAD_TIMEOUT)?;
     let send_timeout = seconds("--send-timeout", typed.send_timeout, DEFAULT_SEND_TIMEOUT)?;
+    let grace = seconds("--grace", typed.grace, DEFAULT_GRACE)?;
+    let max_connections = match typed.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CONNECTIONS_LIMIT).contains(n))
+            .ok_or(ConfigError::Invalid {
+                flag: "--max-connections",
+                value,
+                why: "expected a number from 1 to 1000000",
+            })?,
+    };
     let error_pages = match typed.error_pages {
         Some(dir) if dir.is_dir() => Some(dir),
         Some(dir) => return Err(ConfigError::ErrorPages(dir)),
@@ -255,6 +283,8 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         keep_alive,
         head_timeout,
         send_timeout,
+        max_connections,
+        grace,
         error_pages,
         quiet: typed.quiet,
     })
@@ -308,6 +338,8 @@ mod tests {
         assert_eq!(config.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(config.keep_alive, Duration::from_secs(3));
         assert_eq!(config.head_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.grace, Duration::from_secs(5));
         assert!(!config.quiet);
     }
 
@@ -333,7 +365,13 @@ mod tests {
 
     #[test]
     fn other_options() {
-        let config = serve("--bind ::1 --workers 3 --keep-alive 0.5 --header-timeout 2 --quiet");
+        let config = serve(
+            "--bind ::1 --workers 3 --keep-alive 0.5 --header-timeout 2 --quiet \
+             --max-connections 50 --grace 1.5 --send-timeout 4",
+        );
+        assert_eq!(config.max_connections, 50);
+        assert_eq!(config.grace, Duration::from_millis(1500));
+        assert_eq!(config.send_timeout, Duration::from_secs(4));
         assert_eq!(config.bind, "::1".parse::<IpAddr>().unwrap());
         assert_eq!(config.workers.get(), 3);
         assert_eq!(config.keep_alive, Duration::from_millis(500));
@@ -374,6 +412,9 @@ mod tests {
             ("stray", "stray"),
             ("--port 1 --port 2", "--port"),
             ("--error-pages /nonexistent/pages", "/nonexistent/pages"),
+            ("--max-connections 0", "--max-connections"),
+            ("--max-connections lots", "--max-connections"),
+            ("--grace -2", "--grace"),
         ];
         for (line, mention) in table {
             let text = refused(line);

@@ -85,6 +85,8 @@ pub enum CloseReason {
     FileShrank,
     /// A refused request's remaining input was drained for as long as we linger.
     LingerDone,
+    /// Handling a request panicked.
+    Panic,
     /// The server is shutting down.
     Shutdown,
 }
@@ -101,6 +103,7 @@ impl fmt::Display for CloseReason {
             CloseReason::SendTimeout => "send timeout",
             CloseReason::FileShrank => "file shrank while sending",
             CloseReason::LingerDone => "closed after lingering",
+            CloseReason::Panic => "panic while answering",
             CloseReason::Shutdown => "server shutdown",
         })
     }
@@ -139,6 +142,11 @@ pub struct Conn<S> {
     discard: Option<Discard>,
     /// The head at the front of the input has had its body discarded: answer it now.
     body_read: bool,
+    /// Where the response being built starts in `output`, while the handler runs; lets a
+    /// panic in the handler be answered with 500 if nothing of it has been sent.
+    answering: Option<usize>,
+    /// Bytes written to the socket, for the shutdown summary.
+    bytes_sent: u64,
 }
 
 /// A body being discarded. Its head stays at `input[start..start + head_len]`, and body
@@ -181,7 +189,36 @@ impl<S: AsFd> Conn<S> {
             head_started: None,
             discard: None,
             body_read: false,
+            answering: None,
+            bytes_sent: 0,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    /// After a panic while driving this connection: answer 500 in place of the response
+    /// that was being built, if none of it has been sent, and close.
+    pub fn recover_from_panic(&mut self, site: &Site, ws: &mut Workspace) -> Next {
+        self.discard = None;
+        self.start = 0;
+        self.end = 0;
+        match self.answering.take() {
+            Some(mark) if self.sent <= mark && self.body.is_none() => {
+                self.output.truncate(mark);
+                handler::fail(site, ws, &mut self.output);
+            }
+            // Part of a response is already out: nothing valid can follow it.
+            _ => {
+                self.output.clear();
+                self.sent = 0;
+                self.body = None;
+            }
+        }
+        self.state = State::Closing(CloseReason::Panic);
+        self.drive(site, ws)
     }
 
     /// The socket, for registering with a poller.
@@ -326,8 +363,10 @@ impl<S: AsFd> Conn<S> {
                     continue;
                 }
                 Ok(Parsed::Complete(req)) => {
+                    self.answering = Some(self.output.len());
                     let answer =
                         handler::answer(&req, site, ws, &mut self.output, self.served, self.peer);
+                    self.answering = None;
                     self.start += req.head_len;
                     self.served += 1;
                     self.body_read = false;
@@ -426,7 +465,10 @@ impl<S: AsFd> Conn<S> {
                 &self.output[self.sent..],
                 more | SendFlags::NOSIGNAL,
             ) {
-                Ok(n) => self.sent += n,
+                Ok(n) => {
+                    self.sent += n;
+                    self.bytes_sent += n as u64;
+                }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
                 Err(_) => return Err(CloseReason::PeerError),
@@ -440,7 +482,7 @@ impl<S: AsFd> Conn<S> {
                 match rustix::fs::sendfile(&self.socket, &body.file, Some(&mut body.offset), count)
                 {
                     Ok(0) => return Err(CloseReason::FileShrank),
-                    Ok(_) => {}
+                    Ok(n) => self.bytes_sent += n as u64,
                     Err(rustix::io::Errno::INTR) => {}
                     Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
                     Err(_) => return Err(CloseReason::PeerError),

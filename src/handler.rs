@@ -32,7 +32,12 @@ pub struct Site {
     pub pages: ErrorPages,
     pub keep_alive: Duration,
     pub log: Log,
+    /// Debug builds under test: [`FAULT_TARGET`] panics (see `server::FAULT_INJECTION_VAR`).
+    pub fault_injection: bool,
 }
+
+/// The target that panics a worker when fault injection is on.
+pub const FAULT_TARGET: &str = "/__poolhttpd/panic";
 
 /// One thread's reusable state: its name in the log, its date cache and its buffers.
 #[derive(Debug)]
@@ -105,6 +110,9 @@ pub fn answer(
     peer: std::net::SocketAddr,
 ) -> Answer {
     let started = Instant::now();
+    if cfg!(debug_assertions) && site.fault_injection && req.target == FAULT_TARGET {
+        panic!("fault injection: {FAULT_TARGET}");
+    }
     let keep = req.persistence == Persistence::KeepAlive && served + 1 < MAX_REQUESTS_PER_CONN;
     let fate = if keep {
         Fate::KeepAlive(site.keep_alive)
@@ -168,6 +176,19 @@ pub fn refuse(
         status.code(),
         bytes,
         started.elapsed(),
+    );
+}
+
+/// Answers 500 in place of a response whose handling panicked. The connection closes.
+pub fn fail(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) {
+    ws.line.clear();
+    error(
+        Status::InternalServerError,
+        false,
+        site,
+        ws,
+        out,
+        Fate::Close,
     );
 }
 

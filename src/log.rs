@@ -94,6 +94,28 @@ impl Log {
     }
 }
 
+impl Log {
+    /// A connection closing: `[poll] conn 7 127.0.0.1:53412 closed (idle timeout) after 2 requests`.
+    pub fn closed(
+        &self,
+        buf: &mut String,
+        actor: Actor,
+        id: u64,
+        peer: SocketAddr,
+        reason: impl fmt::Display,
+        served: u32,
+    ) {
+        let noun = if served == 1 { "request" } else { "requests" };
+        self.conn(
+            buf,
+            actor,
+            id,
+            peer,
+            format_args!("closed ({reason}) after {served} {noun}"),
+        );
+    }
+}
+
 /// A request line as logged: the method, target and version, with anything unprintable
 /// escaped so that a request cannot write control sequences to the terminal.
 #[derive(Debug, Clone, Copy)]

@@ -34,7 +34,9 @@ fn run() -> Result<(), String> {
     };
     let server = Server::bind(&config).map_err(|err| err.to_string())?;
     banner(&config, &server);
-    server.run().map_err(|err| err.to_string())
+    let totals = server.run().map_err(|err| err.to_string())?;
+    println!("Server stopped: {totals}.");
+    Ok(())
 }
 
 /// The original's three lines, with the port actually bound.

@@ -63,12 +63,57 @@ fn plain(err: &io::Error) -> String {
     }
 }
 
+/// Descriptors kept back from connections: standard streams, the listener, epoll, the
+/// waker, the signal pipe, the document root, and headroom for the odd error page or log.
+pub const RESERVED_FDS: u64 = 64;
+
+/// Descriptors one connection may hold at once: its socket, and a file being sent.
+pub const FDS_PER_CONNECTION: u64 = 2;
+
+/// What the server did, for the summary at shutdown.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Bytes written to clients.
+    pub bytes: u64,
+}
+
+impl Totals {
+    /// Counts a connection's requests and bytes as it closes.
+    pub fn retire<S: std::os::fd::AsFd>(&mut self, conn: &crate::conn::Conn<S>) {
+        self.requests += u64::from(conn.served());
+        self.bytes += conn.bytes_sent();
+    }
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, other: Totals) {
+        self.connections += other.connections;
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+    }
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connections, {} requests, {} bytes sent",
+            self.connections, self.requests, self.bytes
+        )
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: mio::net::TcpListener,
     local: SocketAddr,
     site: Arc<Site>,
     workers: usize,
+    max_connections: usize,
     timeouts: Timeouts,
 }
 
@@ -80,8 +125,7 @@ impl Server {
         let pages =
             ErrorPages::load(config.error_pages.as_deref()).map_err(ServerError::ErrorPages)?;
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener =
-            mio::net::TcpListener::bind(addr).map_err(|err| ServerError::Bind(addr, err))?;
+        let listener = listen(addr).map_err(|err| ServerError::Bind(addr, err))?;
         let local = listener
             .local_addr()
             .map_err(|err| ServerError::Bind(addr, err))?;
@@ -93,14 +137,23 @@ impl Server {
                 pages,
                 keep_alive: config.keep_alive,
                 log: Log::new(config.quiet),
+                fault_injection: cfg!(debug_assertions)
+                    && std::env::var_os(FAULT_INJECTION_VAR).is_some(),
             }),
             workers: config.workers.get(),
+            max_connections: connection_limit(config.max_connections),
             timeouts: Timeouts {
                 idle: config.keep_alive,
                 head: config.head_timeout,
                 send: config.send_timeout,
+                grace: config.grace,
             },
         })
+    }
+
+    /// Connections held at most: `--max-connections`, or fewer if descriptors are short.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// The address actually bound (the port is chosen by the system for port 0).
@@ -108,8 +161,9 @@ impl Server {
         self.local
     }
 
-    /// Starts the pool and runs the poll loop on this thread.
-    pub fn run(self) -> Result<(), ServerError> {
+    /// Starts the pool, runs the poll loop on this thread until SIGINT or SIGTERM has been
+    /// handled, and returns what was served.
+    pub fn run(self) -> Result<Totals, ServerError> {
         let poll = Poll::new().map_err(ServerError::Runtime)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(ServerError::Runtime)?;
         let notifier = Arc::new(Notifier::new(waker));
@@ -123,6 +177,7 @@ impl Server {
         let result = PollLoop::new(
             poll,
             self.listener,
+            self.max_connections,
             job_tx,
             done_rx,
             notifier,
@@ -132,9 +187,65 @@ impl Server {
         .and_then(PollLoop::run)
         .map_err(ServerError::Runtime);
         // The loop owned the job sender; with it gone the workers see the channel close.
+        let mut totals = Totals::default();
         for worker in workers {
-            let _ = worker.join();
+            if let Ok(counted) = worker.join() {
+                totals += counted;
+            }
         }
-        result
+        result.map(|counted| {
+            totals += counted;
+            totals
+        })
     }
+}
+
+/// Connections the kernel may queue before we accept them. The usual default of 128
+/// overflows under a burst of new connections, and an overflowing queue drops handshakes
+/// that clients then retry a second later; the kernel caps this at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket with [`LISTEN_BACKLOG`] (mio's own `bind` uses 128).
+fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
+    // Lets a restarted server bind while old connections sit in TIME_WAIT.
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, LISTEN_BACKLOG)?;
+    Ok(mio::net::TcpListener::from_std(
+        std::net::TcpListener::from(socket),
+    ))
+}
+
+/// In debug builds only, and only when this variable is set, a request for
+/// [`crate::handler::FAULT_TARGET`] panics its worker: how the tests prove a panic costs
+/// one connection and no worker.
+pub const FAULT_INJECTION_VAR: &str = "POOLHTTPD_FAULT_INJECTION";
+
+/// `wanted`, lowered to what the descriptor limit allows. The soft limit is first raised
+/// to the hard one, as servers do, since the default soft limit (often 1024) is far below
+/// what a server needs.
+fn connection_limit(wanted: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(descriptors) = limit.current else {
+        return wanted;
+    };
+    let allowed = descriptors.saturating_sub(RESERVED_FDS) / FDS_PER_CONNECTION;
+    wanted
+        .min(usize::try_from(allowed).unwrap_or(usize::MAX))
+        .max(1)
 }

@@ -2,8 +2,10 @@
 //!
 //! It reads top to bottom: wait for readiness or the earliest deadline; accept until
 //! `WouldBlock`; hand ready connections to the pool; take back the ones the workers
-//! return; expire what is due. It never parses or answers a request.
+//! return; expire what is due; stop accepting, or start again, as descriptors allow. It
+//! never parses or answers a request.
 
+use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +13,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use super::Totals;
 use super::deadline::{Deadline, DeadlineQueue};
 use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
 use crate::conn::{CloseReason, Conn, LINGER, Next};
@@ -23,11 +28,18 @@ use crate::log::Actor;
 pub const LISTENER: Token = Token(usize::MAX);
 /// The waker's token (one waker per `Poll`).
 pub const WAKER: Token = Token(usize::MAX - 1);
+/// The signal pipe's token.
+pub const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// Readiness events taken per `poll` call; more simply wait for the next turn.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// How long the poll thread's deadlines are.
+/// How long accepting stays paused after the process ran out of descriptors, unless a
+/// connection closes first. Long enough not to spin on a full descriptor table, short
+/// enough that a queued client barely notices.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// How long the poll thread's deadlines are, and the shutdown grace.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// A connection with no request bytes.
@@ -36,6 +48,8 @@ pub struct Timeouts {
     pub head: Duration,
     /// A response that cannot make progress.
     pub send: Duration,
+    /// Responses in flight at SIGINT/SIGTERM.
+    pub grace: Duration,
 }
 
 /// The kinds of waiting, each with its own deadline queue.
@@ -68,11 +82,30 @@ struct Slot {
     interest: Interest,
 }
 
+/// Whether the listener is being polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Open,
+    /// At `--max-connections`: resume when a connection closes.
+    AtLimit,
+    /// `accept` found no free descriptor: resume when a connection closes, or retry then.
+    NoDescriptors {
+        retry_at: Instant,
+    },
+    /// Shutting down: the listener is closed.
+    Closed,
+}
+
 /// The poll thread's state.
 pub struct PollLoop {
     poll: Poll,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    signals: Signals,
     slots: Slab<Slot>,
+    max_connections: usize,
+    accepting: Accepting,
+    /// After SIGINT/SIGTERM: when the grace period ends.
+    draining: Option<Instant>,
     jobs: Sender<Job>,
     done: Receiver<Done>,
     notifier: Arc<Notifier>,
@@ -83,7 +116,7 @@ pub struct PollLoop {
     send: DeadlineQueue,
     linger: DeadlineQueue,
     next_stamp: u64,
-    next_conn_id: u64,
+    totals: Totals,
     line: String,
 }
 
@@ -93,6 +126,7 @@ impl PollLoop {
     pub fn new(
         poll: Poll,
         mut listener: TcpListener,
+        max_connections: usize,
         jobs: Sender<Job>,
         done: Receiver<Done>,
         notifier: Arc<Notifier>,
@@ -101,10 +135,17 @@ impl PollLoop {
     ) -> io::Result<PollLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(PollLoop {
             poll,
-            listener,
+            listener: Some(listener),
+            signals,
             slots: Slab::new(),
+            max_connections,
+            accepting: Accepting::Open,
+            draining: None,
             jobs,
             done,
             notifier,
@@ -115,16 +156,24 @@ impl PollLoop {
             send: DeadlineQueue::default(),
             linger: DeadlineQueue::default(),
             next_stamp: 0,
-            next_conn_id: 0,
+            totals: Totals::default(),
             line: String::new(),
         })
     }
 
-    /// Runs until polling itself fails.
-    pub fn run(mut self) -> io::Result<()> {
+    /// Runs until shutdown completes (or polling itself fails), and returns what the poll
+    /// thread counted: connections accepted, and the requests and bytes of the connections
+    /// it closed itself.
+    pub fn run(mut self) -> io::Result<Totals> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
-            let timeout = self.next_timeout(Instant::now());
+            let now = Instant::now();
+            if let Some(until) = self.draining
+                && (self.slots.is_empty() || now >= until)
+            {
+                break;
+            }
+            let timeout = self.next_timeout(now);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -135,20 +184,31 @@ impl PollLoop {
                     LISTENER => self.accept(),
                     // Results are collected below, woken or not.
                     WAKER => {}
+                    SIGNALS => self.on_signals(),
                     Token(token) => self.ready(token),
                 }
             }
             self.collect_done();
-            self.expire(Instant::now());
+            let now = Instant::now();
+            self.expire(now);
+            self.resume_accepting(now);
         }
+        self.close_all();
+        Ok(self.totals)
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let retry = match self.accepting {
+            Accepting::NoDescriptors { retry_at } => Some(retry_at),
+            _ => None,
+        };
         [
             self.idle.first(),
             self.head.first(),
             self.send.first(),
             self.linger.first(),
+            retry,
+            self.draining,
         ]
         .into_iter()
         .flatten()
@@ -158,22 +218,62 @@ impl PollLoop {
 
     fn accept(&mut self) {
         loop {
-            match self.listener.accept() {
+            if self.accepting != Accepting::Open {
+                return;
+            }
+            if self.slots.len() >= self.max_connections {
+                self.pause(Accepting::AtLimit);
+                return;
+            }
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    // ECONNABORTED and friends concern one connection; EMFILE leaves the
-                    // connection queued until the next one arrives.
-                    self.line.clear();
-                    if self.site.log.enabled() {
-                        use std::fmt::Write as _;
-                        let _ = write!(self.line, "{} accept failed: {err}", Actor::Poll);
-                        self.site.log.emit(&mut self.line);
-                    }
+                Err(err) if out_of_descriptors(&err) => {
+                    self.note(format_args!("accept paused: {err}"));
+                    let retry_at = Instant::now() + ACCEPT_RETRY;
+                    self.pause(Accepting::NoDescriptors { retry_at });
                     return;
                 }
+                // ECONNABORTED and the like concern one connection that is already gone.
+                Err(_) => {}
             }
+        }
+    }
+
+    /// Stops polling the listener; new connections wait in the kernel's backlog.
+    fn pause(&mut self, why: Accepting) {
+        if let Some(listener) = &mut self.listener {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.accepting = why;
+    }
+
+    /// Polls the listener again once the reason for pausing has passed. Registering anew
+    /// reports connections already queued, so none waits for another to arrive.
+    fn resume_accepting(&mut self, now: Instant) {
+        let below_limit = self.slots.len() < self.max_connections;
+        let resume = match self.accepting {
+            Accepting::Open | Accepting::Closed => false,
+            Accepting::AtLimit => below_limit,
+            Accepting::NoDescriptors { retry_at } => below_limit && now >= retry_at,
+        };
+        if !resume {
+            return;
+        }
+        let Some(listener) = &mut self.listener else {
+            return;
+        };
+        if self
+            .poll
+            .registry()
+            .register(listener, LISTENER, Interest::READABLE)
+            .is_ok()
+        {
+            self.accepting = Accepting::Open;
         }
     }
 
@@ -190,8 +290,8 @@ impl PollLoop {
         {
             return;
         }
-        let id = self.next_conn_id;
-        self.next_conn_id += 1;
+        let id = self.totals.connections;
+        self.totals.connections += 1;
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         entry.insert(Slot {
@@ -234,8 +334,9 @@ impl PollLoop {
             slot.place = place;
             return;
         };
-        if self.jobs.send(Job { token, conn, work }).is_err() {
-            // The pool is gone: the connection was dropped with the job.
+        if let Err(failed) = self.jobs.send(Job { token, conn, work }) {
+            // The pool is gone: the connection closes with the job.
+            self.totals.retire(&failed.0.conn);
             self.slots.remove(token);
         }
     }
@@ -256,9 +357,20 @@ impl PollLoop {
 
     /// A connection is back from a worker and waits for `next`.
     fn wait(&mut self, token: usize, mut conn: PoolConn, next: Next) {
-        let Some(slot) = self.slots.get_mut(token) else {
+        if !self.slots.contains(token) {
             return;
-        };
+        }
+        if self.draining.is_some() && next != Next::Write {
+            // Shutting down: only responses still being written are waited for.
+            self.slots[token].place = Place::Waiting {
+                conn,
+                wait: Wait::Idle,
+                stamp: 0,
+            };
+            self.close(token, CloseReason::Shutdown);
+            return;
+        }
+        let slot = &mut self.slots[token];
         let ready = matches!(slot.place, Place::AtWorker { ready: true });
         let (wanted, wait) = match next {
             Next::Write => (Interest::WRITABLE, Wait::Send),
@@ -275,6 +387,7 @@ impl PollLoop {
                 .reregister(conn.socket_mut(), Token(token), wanted)
                 .is_err()
             {
+                self.totals.retire(&conn);
                 self.slots.remove(token);
                 return;
             }
@@ -332,19 +445,89 @@ impl PollLoop {
         }
     }
 
+    fn on_signals(&mut self) {
+        let stop = self
+            .signals
+            .pending()
+            .any(|signal| signal == SIGINT || signal == SIGTERM);
+        if !stop {
+            return;
+        }
+        let now = Instant::now();
+        if self.draining.is_some() {
+            // A second signal: stop waiting for the responses in flight.
+            self.draining = Some(now);
+            return;
+        }
+        self.draining = Some(now + self.timeouts.grace);
+        // Closing the listener makes new connections fail at once instead of queueing.
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accepting = Accepting::Closed;
+        let waiting: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(
+                |(_, slot)| matches!(slot.place, Place::Waiting { wait, .. } if wait != Wait::Send),
+            )
+            .map(|(token, _)| token)
+            .collect();
+        for token in waiting {
+            self.close(token, CloseReason::Shutdown);
+        }
+        let grace = self.timeouts.grace.as_secs_f64();
+        let left = self.slots.len();
+        self.note(format_args!(
+            "shutting down: listener closed, {left} responses in flight get {grace}s"
+        ));
+    }
+
     /// Closes a waiting connection here, without a worker.
     fn close(&mut self, token: usize, reason: CloseReason) {
         let slot = self.slots.remove(token);
         if let Place::Waiting { conn, .. } = slot.place {
+            self.totals.retire(&conn);
             let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
             drop(conn);
-            self.site.log.conn(
-                &mut self.line,
-                Actor::Poll,
-                id,
-                peer,
-                format_args!("closed ({reason}) after {served} requests"),
-            );
+            self.site
+                .log
+                .closed(&mut self.line, Actor::Poll, id, peer, reason, served);
         }
     }
+
+    /// At the end of shutdown: close what is still waiting. Connections still with a
+    /// worker are closed by that worker.
+    fn close_all(&mut self) {
+        let waiting: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| matches!(slot.place, Place::Waiting { .. }))
+            .map(|(token, _)| token)
+            .collect();
+        for token in waiting {
+            self.close(token, CloseReason::Shutdown);
+        }
+    }
+
+    /// A line about the poll thread itself.
+    fn note(&mut self, what: std::fmt::Arguments<'_>) {
+        if self.site.log.enabled() {
+            let _ = write!(self.line, "{} {what}", Actor::Poll);
+            self.site.log.emit(&mut self.line);
+        }
+    }
+}
+
+/// EMFILE, ENFILE and their kin: the process or system has no descriptor (or memory) to
+/// give the new connection, which stays queued in the kernel.
+fn out_of_descriptors(err: &io::Error) -> bool {
+    use rustix::io::Errno;
+    err.raw_os_error().is_some_and(|code| {
+        let errno = Errno::from_raw_os_error(code);
+        errno == Errno::MFILE
+            || errno == Errno::NFILE
+            || errno == Errno::NOBUFS
+            || errno == Errno::NOMEM
+    })
 }

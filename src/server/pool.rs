@@ -6,6 +6,7 @@
 //! channel's sender is dropped.
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -14,7 +15,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use mio::net::TcpStream;
 
-use crate::conn::{Conn, Next};
+use super::Totals;
+use crate::conn::{CloseReason, Conn, Next};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
@@ -87,14 +89,14 @@ impl Notifier {
     }
 }
 
-/// Starts `count` workers.
+/// Starts `count` workers. Each returns what it counted when the job channel closes.
 pub fn spawn(
     count: usize,
     site: &Arc<Site>,
     jobs: &Receiver<Job>,
     done: &Sender<Done>,
     notifier: &Arc<Notifier>,
-) -> io::Result<Vec<JoinHandle<()>>> {
+) -> io::Result<Vec<JoinHandle<Totals>>> {
     (0..count)
         .map(|id| {
             let site = Arc::clone(site);
@@ -108,31 +110,62 @@ pub fn spawn(
         .collect()
 }
 
-fn work(id: usize, site: &Site, jobs: &Receiver<Job>, done: &Sender<Done>, notifier: &Notifier) {
+fn work(
+    id: usize,
+    site: &Site,
+    jobs: &Receiver<Job>,
+    done: &Sender<Done>,
+    notifier: &Notifier,
+) -> Totals {
     let mut ws = Workspace::new(Actor::Worker(id));
+    let mut totals = Totals::default();
     while let Ok(Job {
         token,
         mut conn,
         work,
     }) = jobs.recv()
     {
-        let next = match work {
-            Work::Drive => conn.drive(site, &mut ws),
-            Work::HeadTimeout => conn.expire_head(site, &mut ws),
-        };
+        let next = drive(&mut conn, work, site, &mut ws);
         let outcome = match next {
             Next::Close(reason) => {
+                totals.retire(&conn);
                 let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
                 drop(conn);
-                let what = format_args!("closed ({reason}) after {served} requests");
-                site.log.conn(&mut ws.line, ws.actor, id, peer, what);
+                site.log
+                    .closed(&mut ws.line, ws.actor, id, peer, reason, served);
                 Outcome::Closed
             }
             next => Outcome::Wait(conn, next),
         };
-        if done.send(Done { token, outcome }).is_err() {
-            break;
+        match done.send(Done { token, outcome }) {
+            Ok(()) => notifier.notify(),
+            // The poll thread has finished shutting down: close what it can no longer take.
+            Err(failed) => {
+                if let Outcome::Wait(conn, _) = failed.0.outcome {
+                    totals.retire(&conn);
+                }
+            }
         }
-        notifier.notify();
+    }
+    totals
+}
+
+/// Drives a connection, turning a panic into a 500 (if nothing of the response has been
+/// sent) and a closed connection, so that one bad request never costs the pool a worker.
+fn drive(conn: &mut PoolConn, work: Work, site: &Site, ws: &mut Workspace) -> Next {
+    let driven = panic::catch_unwind(AssertUnwindSafe(|| match work {
+        Work::Drive => conn.drive(site, ws),
+        Work::HeadTimeout => conn.expire_head(site, ws),
+    }));
+    match driven {
+        Ok(next) => next,
+        Err(_) => {
+            ws.line.clear();
+            let what = format_args!("panicked while answering; answering 500 if it still can");
+            site.log
+                .conn(&mut ws.line, ws.actor, conn.id(), conn.peer(), what);
+            panic::catch_unwind(AssertUnwindSafe(|| conn.recover_from_panic(site, ws)))
+                .unwrap_or(Next::Close(CloseReason::Panic))
+        }
     }
 }

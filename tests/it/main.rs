@@ -5,6 +5,7 @@ mod connection;
 mod lint;
 mod protocol;
 mod resolver;
+mod robustness;
 mod scenarios;
 mod support;
 mod traversal;

@@ -57,11 +57,17 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
     new_line: Mutex<Receiver<()>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// Starts the server over `root` with the shipped error pages and `extra` flags.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        Server::spawn(Server::command(root, extra))
+    }
+
+    /// The command [`Server::start`] runs, for tests that add to it.
+    pub fn command(root: &Path, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
         command
             .arg("-document_root")
@@ -69,7 +75,7 @@ impl Server {
             .args(["-port", "0", "--error-pages"])
             .arg(manifest_dir().join("error"))
             .args(extra);
-        Server::spawn(command)
+        command
     }
 
     /// Starts the server as `command` says, and waits for its banner.
@@ -84,6 +90,21 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let reader = read_lines(stdout, Arc::clone(&log), tx);
+        // Drained so that the server never blocks on a full stderr pipe.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let collected = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                collected.lock().expect("stderr").clone_from(&text);
+            }
+        });
         let server = Server {
             child,
             port: 0,
@@ -91,6 +112,7 @@ impl Server {
             log,
             new_line: Mutex::new(rx),
             reader: Some(reader),
+            stderr,
         };
         server.with_banner()
     }
@@ -98,12 +120,9 @@ impl Server {
     fn with_banner(mut self) -> Server {
         let line = self.wait_for_log(|line| line.starts_with("Access Server at "));
         let Some(line) = line else {
-            let mut stderr = String::new();
-            if let Some(mut err) = self.child.stderr.take() {
-                let _ = self.child.kill();
-                let _ = err.read_to_string(&mut stderr);
-            }
-            panic!("no banner from poolhttpd; stderr: {stderr}");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!("no banner from poolhttpd; stderr: {}", self.stderr());
         };
         let port = line
             .trim_start_matches("Access Server at http://")
@@ -154,6 +173,88 @@ impl Server {
     /// Every log line so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().expect("log").clone()
+    }
+
+    /// What the server printed to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits i32")
+    }
+
+    /// A line of `/proc/PID/status`, such as `Threads` or `VmRSS`, as a number.
+    pub fn status_field(&self, name: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc status"))
+    }
+
+    /// Open descriptors of the server process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("fd dir")
+            .count()
+    }
+
+    /// CPU time (user + system) the server has used, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let field = |n: usize| {
+            fields
+                .get(n)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+        field(11) + field(12)
+    }
+
+    /// Polls `check` every few milliseconds until it holds or [`STEP`] passes.
+    pub fn eventually(&self, what: &str, check: impl Fn(&Server) -> bool) {
+        let deadline = Instant::now() + STEP;
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("kill");
+    }
+
+    /// Waits up to `limit` for the server to exit, and returns its exit code and stdout.
+    pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {limit:?}"
+            );
+            std::thread::park_timeout(Duration::from_millis(10));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status.code(), self.log())
     }
 
     /// Kills the server and returns everything it printed to stdout.

@@ -1,0 +1,355 @@
+//! A fixed pool only works if no client can hold a worker: slow readers, floods,
+//! descriptor exhaustion, resets, panics and shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::support::{Client, STEP, Server, demo_root};
+
+/// Writes `len` bytes of a fixed pseudo-random sequence, so corruption anywhere shows.
+fn big_file(path: &Path, len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    std::fs::write(path, &bytes).expect("write big file");
+    bytes
+}
+
+/// Raises this test process's descriptor limit to its hard limit, for tests that open
+/// thousands of sockets.
+fn raise_fd_limit(needed: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    let _ = setrlimit(Resource::Nofile, limit);
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    assert!(
+        now >= needed,
+        "need {needed} descriptors, the limit is {now}"
+    );
+}
+
+/// Reads one response's head from a raw stream and returns the Content-Length.
+fn read_head(stream: &mut TcpStream) -> usize {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("head byte");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Content-Length")
+}
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(STEP)).expect("timeout");
+    stream
+}
+
+#[test]
+fn slow_readers_do_not_hold_workers() {
+    let root = demo_root();
+    let body = big_file(&root.path().join("big.bin"), 2 * 1024 * 1024);
+    let server = Server::start(root.path(), &["--workers", "2", "--quiet"]);
+    let mut slow: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut stream = connect(server.port);
+            stream
+                .write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+                .expect("request");
+            stream
+        })
+        .collect();
+    // Every slow request has reached a worker once the log would show it; give the pool
+    // the chance to be stuck, then ask for something else.
+    let started = Instant::now();
+    let response = server.client().get("/file.txt");
+    let latency = started.elapsed();
+    assert_eq!(response.status, 200);
+    eprintln!("fresh request behind 64 slow readers: {latency:?}");
+    assert!(
+        latency < Duration::from_secs(1),
+        "fresh request took {latency:?}"
+    );
+    for stream in &mut slow {
+        let len = read_head(stream);
+        assert_eq!(len, body.len());
+        let mut got = vec![0u8; len];
+        stream.read_exact(&mut got).expect("slow body");
+        assert!(got == body, "a slow reader's body differs");
+    }
+}
+
+#[test]
+fn a_thousand_keep_alive_connections_are_all_answered() {
+    raise_fd_limit(1200);
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--workers", "2", "--quiet"]);
+    let mut clients: Vec<Client> = (0..1000).map(|_| server.client()).collect();
+    for round in 0..2 {
+        for client in &mut clients {
+            client.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        for (n, client) in clients.iter_mut().enumerate() {
+            let response = client.response();
+            assert_eq!(response.status, 200, "client {n}, round {round}");
+            assert_eq!(response.header("connection"), Some("keep-alive"));
+        }
+    }
+}
+
+#[test]
+fn five_thousand_idle_connections_are_held_while_a_fresh_client_is_answered() {
+    raise_fd_limit(5200);
+    let root = demo_root();
+    let server = Server::start(
+        root.path(),
+        &["--workers", "2", "--quiet", "--keep-alive", "60"],
+    );
+    let before = server.fd_count();
+    let rss_before = server.status_field("VmRSS");
+    let idle: Vec<TcpStream> = (0..5000).map(|_| connect(server.port)).collect();
+    server.eventually("5000 accepted connections", |s| {
+        s.fd_count() >= before + 5000
+    });
+    let rss = server.status_field("VmRSS");
+    eprintln!(
+        "5000 idle connections: RSS {rss} kB (was {rss_before} kB, {:.0} bytes each)",
+        (rss.saturating_sub(rss_before) * 1024) as f64 / 5000.0
+    );
+    let started = Instant::now();
+    assert_eq!(server.client().get("/file.txt").status, 200);
+    eprintln!(
+        "fresh request beside 5000 idle connections: {:?}",
+        started.elapsed()
+    );
+    // They are still held, and still usable.
+    for mut stream in idle.into_iter().step_by(500) {
+        stream
+            .write_all(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("request");
+        assert_eq!(read_head(&mut stream), 22);
+    }
+}
+
+#[test]
+fn at_the_connection_limit_a_flood_waits_without_spinning() {
+    let root = demo_root();
+    let server = Server::start(
+        root.path(),
+        &["--workers", "2", "--quiet", "--max-connections", "16"],
+    );
+    let before = server.fd_count();
+    let ticks = server.cpu_ticks();
+    let flood: Vec<TcpStream> = (0..200).map(|_| connect(server.port)).collect();
+    server.eventually("16 accepted connections", |s| s.fd_count() >= before + 16);
+    // Queued beyond the limit: a request on the 200th connection gets no answer yet.
+    let mut last = flood.last().expect("flood").try_clone().expect("clone");
+    last.write_all(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("request");
+    last.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(last.read(&mut byte).is_err(), "answered beyond the limit");
+    let spent = server.cpu_ticks() - ticks;
+    assert!(
+        spent < 30,
+        "server used {spent} ticks of CPU while at the limit"
+    );
+    // The flood ends; the queued request and fresh clients are served.
+    drop(flood);
+    last.set_read_timeout(Some(STEP)).expect("timeout");
+    assert_eq!(read_head(&mut last), 22);
+    assert_eq!(server.client().get("/file.txt").status, 200);
+}
+
+#[test]
+fn out_of_descriptors_pauses_accepting_without_spinning() {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--workers", "2"]);
+    let pid = Pid::from_raw(server.pid()).expect("pid");
+    let original = limit_of(server.pid());
+    // Room for a few connections, then accept fails with EMFILE.
+    let low = Rlimit {
+        current: Some(server.fd_count() as u64 + 4),
+        maximum: original.maximum,
+    };
+    prlimit(Some(pid), Resource::Nofile, low).expect("lower the server's limit");
+    let flood: Vec<TcpStream> = (0..100).map(|_| connect(server.port)).collect();
+    server
+        .wait_for_log(|l| l.starts_with("[poll] accept paused"))
+        .expect("accept paused");
+    let ticks = server.cpu_ticks();
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_millis(600) {
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let spent = server.cpu_ticks() - ticks;
+    assert!(
+        spent < 20,
+        "server used {spent} ticks of CPU in 600 ms while out of descriptors"
+    );
+    prlimit(Some(pid), Resource::Nofile, original).expect("restore the server's limit");
+    drop(flood);
+    assert_eq!(server.client().get("/file.txt").status, 200);
+}
+
+/// The descriptor limit of process `pid`, from `/proc`.
+fn limit_of(pid: i32) -> rustix::process::Rlimit {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    rustix::process::Rlimit {
+        current: numbers.first().copied(),
+        maximum: numbers.get(1).copied(),
+    }
+}
+
+#[test]
+fn resets_mid_response_leak_no_descriptor_or_thread() {
+    let root = demo_root();
+    big_file(&root.path().join("big.bin"), 2 * 1024 * 1024);
+    let server = Server::start(
+        root.path(),
+        &["--workers", "2", "--quiet", "--keep-alive", "60"],
+    );
+    // One answered request on a connection kept open throughout: the poll loop (and all its
+    // descriptors) is running, and nothing closes on its own while we count.
+    let mut kept = server.client();
+    assert_eq!(kept.get("/file.txt").status, 200);
+    let fds = server.fd_count();
+    let threads = server.status_field("Threads");
+    for _ in 0..1000 {
+        let mut stream = connect(server.port);
+        stream
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("request");
+        let mut first = [0u8; 1024];
+        stream.read_exact(&mut first).expect("first bytes");
+        // Linger zero: close sends a reset instead of a FIN.
+        rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO)).expect("linger");
+        drop(stream);
+    }
+    server.eventually("descriptors back to the start", |s| s.fd_count() == fds);
+    assert_eq!(server.status_field("Threads"), threads);
+    assert_eq!(kept.get("/file.txt").status, 200);
+}
+
+#[test]
+fn a_panic_answers_500_and_the_pool_keeps_its_workers() {
+    let root = demo_root();
+    let mut command = Server::command(root.path(), &["--workers", "2"]);
+    command.env("POOLHTTPD_FAULT_INJECTION", "1");
+    let server = Server::spawn(command);
+    assert_eq!(server.client().get("/file.txt").status, 200);
+    let threads = server.status_field("Threads");
+    for _ in 0..5 {
+        let mut client = server.client();
+        let response = client.get("/__poolhttpd/panic");
+        assert_eq!(response.status, 500);
+        assert_eq!(response.header("connection"), Some("close"));
+        client.expect_close(Duration::from_secs(5));
+        assert_eq!(server.client().get("/file.txt").status, 200);
+    }
+    assert_eq!(server.status_field("Threads"), threads);
+    server
+        .wait_for_log(|l| l.contains("panicked while answering"))
+        .expect("the panic is logged");
+    assert!(
+        server.stderr().contains("fault injection"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
+    let root = demo_root();
+    let body = big_file(&root.path().join("huge.bin"), 64 * 1024 * 1024);
+    let server = Server::start(root.path(), &["--workers", "2"]);
+    let port = server.port;
+    let mut download = connect(port);
+    download
+        .write_all(b"GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("request");
+    let len = read_head(&mut download);
+    let mut got = vec![0u8; len];
+    download
+        .read_exact(&mut got[..1024 * 1024])
+        .expect("first mebibyte");
+    server.signal(Signal::TERM);
+    server
+        .wait_for_log(|l| l.contains("shutting down"))
+        .expect("shutdown logged");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a new connection was accepted"
+    );
+    download
+        .read_exact(&mut got[1024 * 1024..])
+        .expect("rest of the download");
+    assert!(got == body, "the download differs");
+    let (code, stdout) = server.wait_exit(STEP);
+    assert_eq!(code, Some(0));
+    let summary = stdout.last().cloned().unwrap_or_default();
+    assert!(
+        summary.starts_with("Server stopped: 1 connections, 1 requests, "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_file_that_shrinks_mid_send_ends_the_connection() {
+    let root = demo_root();
+    let path = root.path().join("shrinking.bin");
+    let body = big_file(&path, 32 * 1024 * 1024);
+    let server = Server::start(root.path(), &["--workers", "2"]);
+    let mut stream = connect(server.port);
+    stream
+        .write_all(b"GET /shrinking.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("request");
+    let len = read_head(&mut stream);
+    let mut got = vec![0u8; 1024 * 1024];
+    stream.read_exact(&mut got).expect("first mebibyte");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_len(4 * 1024 * 1024))
+        .expect("truncate");
+    let mut rest = Vec::new();
+    // The server must close early: the read ends (EOF or reset), it does not hang.
+    let _ = stream.read_to_end(&mut rest);
+    let received = got.len() + rest.len();
+    assert!(
+        received < len,
+        "received all {len} bytes of a file that shrank"
+    );
+    got.extend_from_slice(&rest);
+    let sent = got.len().min(body.len());
+    assert!(got[..sent] == body[..sent], "bytes before the cut differ");
+    server
+        .wait_for_log(|l| l.contains("closed (file shrank while sending)"))
+        .expect("the cut is logged");
+}
