@@ -54,11 +54,22 @@ OPTIONS:
         --max-connections N most connections held at once [default: 10000, fewer if the
                             descriptor limit requires]
         --grace SECS        after SIGINT/SIGTERM, time for responses in flight [default: 5]
+        --model MODEL       pool (poll thread + worker pool) or threads (one thread per
+                            connection, for comparison) [default: pool]
         --error-pages DIR   pages NNN.html for error statuses [default: ./error]
     -q, --quiet             no request or connection log
     -h, --help              print this help
     -V, --version           print the version
 ";
+
+/// How connections are waited on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// One mio poll thread and a fixed pool of workers (the default).
+    Pool,
+    /// One thread per connection, as the original server did; for comparison.
+    Threads,
+}
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -81,6 +92,7 @@ pub struct Config {
     pub send_timeout: Duration,
     pub max_connections: usize,
     pub grace: Duration,
+    pub model: Model,
     /// `None` when the default directory does not exist: built-in pages only.
     pub error_pages: Option<PathBuf>,
     pub quiet: bool,
@@ -98,6 +110,7 @@ struct Args {
     send_timeout: Option<String>,
     max_connections: Option<String>,
     grace: Option<String>,
+    model: Option<String>,
     error_pages: Option<PathBuf>,
     quiet: bool,
 }
@@ -155,6 +168,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         send_timeout: args.opt_value_from_str("--send-timeout")?,
         max_connections: args.opt_value_from_str("--max-connections")?,
         grace: args.opt_value_from_str("--grace")?,
+        model: args.opt_value_from_str("--model")?,
         error_pages: args.opt_value_from_os_str("--error-pages", to_path)?,
         quiet: args.contains(["-q", "--quiet"]),
     };
@@ -270,6 +284,17 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
                 why: "expected a number from 1 to 1000000",
             })?,
     };
+    let model = match typed.model.as_deref() {
+        None | Some("pool") => Model::Pool,
+        Some("threads") => Model::Threads,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                flag: "--model",
+                value: other.to_string(),
+                why: "expected pool or threads",
+            });
+        }
+    };
     let error_pages = match typed.error_pages {
         Some(dir) if dir.is_dir() => Some(dir),
         Some(dir) => return Err(ConfigError::ErrorPages(dir)),
@@ -285,6 +310,7 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         send_timeout,
         max_connections,
         grace,
+        model,
         error_pages,
         quiet: typed.quiet,
     })
@@ -340,6 +366,7 @@ mod tests {
         assert_eq!(config.head_timeout, Duration::from_secs(10));
         assert_eq!(config.max_connections, 10_000);
         assert_eq!(config.grace, Duration::from_secs(5));
+        assert_eq!(config.model, Model::Pool);
         assert!(!config.quiet);
     }
 
@@ -367,8 +394,9 @@ mod tests {
     fn other_options() {
         let config = serve(
             "--bind ::1 --workers 3 --keep-alive 0.5 --header-timeout 2 --quiet \
-             --max-connections 50 --grace 1.5 --send-timeout 4",
+             --max-connections 50 --grace 1.5 --send-timeout 4 --model threads",
         );
+        assert_eq!(config.model, Model::Threads);
         assert_eq!(config.max_connections, 50);
         assert_eq!(config.grace, Duration::from_millis(1500));
         assert_eq!(config.send_timeout, Duration::from_secs(4));
@@ -415,6 +443,7 @@ mod tests {
             ("--max-connections 0", "--max-connections"),
             ("--max-connections lots", "--max-connections"),
             ("--grace -2", "--grace"),
+            ("--model fibers", "--model"),
         ];
         for (line, mention) in table {
             let text = refused(line);

@@ -20,6 +20,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use rustix::net::{RecvFlags, SendFlags};
@@ -147,6 +148,9 @@ pub struct Conn<S> {
     answering: Option<usize>,
     /// Bytes written to the socket, for the shutdown summary.
     bytes_sent: u64,
+    /// Blocking sockets only: return after a read that leaves a request unfinished, so the
+    /// owner can shorten the read timeout to the request's deadline (see [`Conn::blocking`]).
+    blocking: bool,
 }
 
 /// A body being discarded. Its head stays at `input[start..start + head_len]`, and body
@@ -191,7 +195,18 @@ impl<S: AsFd> Conn<S> {
             body_read: false,
             answering: None,
             bytes_sent: 0,
+            blocking: false,
         }
+    }
+
+    /// Marks the socket as blocking, with read timeouts as deadlines. A blocking read only
+    /// returns when bytes arrive or its timeout passes, so a client sending one byte a
+    /// second would never let the owner check the request deadline; in this mode `drive`
+    /// returns [`Next::Read`] (or [`Next::Linger`]) after every read that leaves a request
+    /// unfinished, and the owner sets the next timeout before driving again.
+    pub fn blocking(mut self) -> Conn<S> {
+        self.blocking = true;
+        self
     }
 
     /// Bytes written to the socket so far.
@@ -272,6 +287,7 @@ impl<S: AsFd> Conn<S> {
     }
 
     fn step(&mut self, site: &Site, ws: &mut Workspace) -> Next {
+        let mut read_once = false;
         loop {
             match self.flush() {
                 Ok(Flushed::All) => {}
@@ -295,8 +311,11 @@ impl<S: AsFd> Conn<S> {
             if self.answer_buffered(site, ws) {
                 continue;
             }
+            if self.blocking && read_once && self.start < self.end {
+                return Next::Read;
+            }
             match self.fill(ws) {
-                Ok(Filled::Bytes) => {}
+                Ok(Filled::Bytes) => read_once = true,
                 Ok(Filled::Blocked) => return Next::Read,
                 Err(reason) => return Next::Close(reason),
             }
@@ -402,6 +421,7 @@ impl<S: AsFd> Conn<S> {
             self.end = 0;
             self.head_started = None;
             match filled {
+                Ok(Filled::Bytes) if self.blocking => return Next::Linger,
                 Ok(Filled::Bytes) => {}
                 Ok(Filled::Blocked) => return Next::Linger,
                 Err(_) => return Next::Close(reason),
@@ -514,6 +534,27 @@ impl<S: AsFd> Conn<S> {
             if ws.spare_outputs.len() < SPARE_BUFFERS && output.capacity() <= MAX_SPARE_OUTPUT {
                 ws.spare_outputs.push(output);
             }
+        }
+    }
+}
+
+/// Runs one step of a connection, turning a panic into a 500 (if none of the response has
+/// been sent) and a close, so that one bad request costs its connection and never a thread.
+pub fn catching<S: AsFd>(
+    conn: &mut Conn<S>,
+    site: &Site,
+    ws: &mut Workspace,
+    step: impl FnOnce(&mut Conn<S>, &mut Workspace) -> Next,
+) -> Next {
+    match panic::catch_unwind(AssertUnwindSafe(|| step(conn, ws))) {
+        Ok(next) => next,
+        Err(_) => {
+            ws.line.clear();
+            let what = format_args!("panicked while answering; answering 500 if it still can");
+            site.log
+                .conn(&mut ws.line, ws.actor, conn.id(), conn.peer(), what);
+            panic::catch_unwind(AssertUnwindSafe(|| conn.recover_from_panic(site, ws)))
+                .unwrap_or(Next::Close(CloseReason::Panic))
         }
     }
 }

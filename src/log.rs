@@ -16,6 +16,12 @@ pub enum Actor {
     Poll,
     /// Worker `n` of the fixed pool.
     Worker(usize),
+    /// The accepting thread of the thread-per-connection model.
+    Accept,
+    /// The thread of connection `n` in the thread-per-connection model.
+    Thread(u64),
+    /// The thread that waits for SIGINT and SIGTERM in the thread-per-connection model.
+    Signals,
 }
 
 impl fmt::Display for Actor {
@@ -23,6 +29,9 @@ impl fmt::Display for Actor {
         match self {
             Actor::Poll => f.write_str("[poll]"),
             Actor::Worker(n) => write!(f, "[worker {n}]"),
+            Actor::Accept => f.write_str("[accept]"),
+            Actor::Thread(n) => write!(f, "[thread conn-{n}]"),
+            Actor::Signals => f.write_str("[signals]"),
         }
     }
 }
@@ -77,7 +86,16 @@ impl Log {
         self.emit(buf);
     }
 
-    /// A connection event: `[poll] conn 7 open 127.0.0.1:53412`.
+    /// A line about a thread itself: `[poll] accept paused: …`.
+    pub fn note(&self, buf: &mut String, actor: Actor, what: fmt::Arguments<'_>) {
+        if self.quiet {
+            return;
+        }
+        let _ = write!(buf, "{actor} {what}");
+        self.emit(buf);
+    }
+
+    /// A connection event: `[poll] conn 7 127.0.0.1:53412 open`.
     pub fn conn(
         &self,
         buf: &mut String,
@@ -179,5 +197,6 @@ mod tests {
     fn actors_name_their_thread() {
         assert_eq!(Actor::Worker(2).to_string(), "[worker 2]");
         assert_eq!(Actor::Poll.to_string(), "[poll]");
+        assert_eq!(Actor::Thread(12).to_string(), "[thread conn-12]");
     }
 }

@@ -9,6 +9,7 @@
 pub mod deadline;
 pub mod poll;
 pub mod pool;
+pub mod threads;
 
 use std::fmt;
 use std::io;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use mio::{Poll, Waker};
 
-use crate::config::Config;
+use crate::config::{Config, Model};
 use crate::files::DocRoot;
 use crate::handler::Site;
 use crate::log::Log;
@@ -112,6 +113,7 @@ pub struct Server {
     listener: mio::net::TcpListener,
     local: SocketAddr,
     site: Arc<Site>,
+    model: Model,
     workers: usize,
     max_connections: usize,
     timeouts: Timeouts,
@@ -140,6 +142,7 @@ impl Server {
                 fault_injection: cfg!(debug_assertions)
                     && std::env::var_os(FAULT_INJECTION_VAR).is_some(),
             }),
+            model: config.model,
             workers: config.workers.get(),
             max_connections: connection_limit(config.max_connections),
             timeouts: Timeouts {
@@ -161,9 +164,21 @@ impl Server {
         self.local
     }
 
-    /// Starts the pool, runs the poll loop on this thread until SIGINT or SIGTERM has been
-    /// handled, and returns what was served.
+    /// Serves in the configured model until SIGINT or SIGTERM has been handled, and returns
+    /// what was served.
     pub fn run(self) -> Result<Totals, ServerError> {
+        match self.model {
+            Model::Pool => self.run_pool(),
+            Model::Threads => {
+                let listener = std::net::TcpListener::from(self.listener);
+                threads::run(listener, self.site, self.timeouts, self.max_connections)
+                    .map_err(ServerError::Runtime)
+            }
+        }
+    }
+
+    /// The pool model: workers, and the poll loop on this thread.
+    fn run_pool(self) -> Result<Totals, ServerError> {
         let poll = Poll::new().map_err(ServerError::Runtime)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(ServerError::Runtime)?;
         let notifier = Arc::new(Notifier::new(waker));

@@ -5,7 +5,6 @@
 //! return; expire what is due; stop accepting, or start again, as descriptors allow. It
 //! never parses or answers a request.
 
-use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ const EVENTS_CAPACITY: usize = 1024;
 /// How long accepting stays paused after the process ran out of descriptors, unless a
 /// connection closes first. Long enough not to spin on a full descriptor table, short
 /// enough that a queued client barely notices.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// How long the poll thread's deadlines are, and the shutdown grace.
 #[derive(Debug, Clone, Copy)]
@@ -512,16 +511,13 @@ impl PollLoop {
 
     /// A line about the poll thread itself.
     fn note(&mut self, what: std::fmt::Arguments<'_>) {
-        if self.site.log.enabled() {
-            let _ = write!(self.line, "{} {what}", Actor::Poll);
-            self.site.log.emit(&mut self.line);
-        }
+        self.site.log.note(&mut self.line, Actor::Poll, what);
     }
 }
 
 /// EMFILE, ENFILE and their kin: the process or system has no descriptor (or memory) to
 /// give the new connection, which stays queued in the kernel.
-fn out_of_descriptors(err: &io::Error) -> bool {
+pub(crate) fn out_of_descriptors(err: &io::Error) -> bool {
     use rustix::io::Errno;
     err.raw_os_error().is_some_and(|code| {
         let errno = Errno::from_raw_os_error(code);

@@ -6,7 +6,6 @@
 //! channel's sender is dropped.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -16,7 +15,7 @@ use mio::Waker;
 use mio::net::TcpStream;
 
 use super::Totals;
-use crate::conn::{CloseReason, Conn, Next};
+use crate::conn::{self, Conn, Next};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
@@ -150,22 +149,10 @@ fn work(
     totals
 }
 
-/// Drives a connection, turning a panic into a 500 (if nothing of the response has been
-/// sent) and a closed connection, so that one bad request never costs the pool a worker.
+/// Drives a connection as `work` asks, a panic costing the connection, never the worker.
 fn drive(conn: &mut PoolConn, work: Work, site: &Site, ws: &mut Workspace) -> Next {
-    let driven = panic::catch_unwind(AssertUnwindSafe(|| match work {
+    conn::catching(conn, site, ws, |conn, ws| match work {
         Work::Drive => conn.drive(site, ws),
         Work::HeadTimeout => conn.expire_head(site, ws),
-    }));
-    match driven {
-        Ok(next) => next,
-        Err(_) => {
-            ws.line.clear();
-            let what = format_args!("panicked while answering; answering 500 if it still can");
-            site.log
-                .conn(&mut ws.line, ws.actor, conn.id(), conn.peer(), what);
-            panic::catch_unwind(AssertUnwindSafe(|| conn.recover_from_panic(site, ws)))
-                .unwrap_or(Next::Close(CloseReason::Panic))
-        }
-    }
+    })
 }

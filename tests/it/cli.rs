@@ -98,7 +98,6 @@ fn help_and_version_exit_0() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("poolhttpd "));
 }
 
-#[test]
 fn conventional_spellings_serve_too() {
     let root = demo_root();
     let root_arg = root.path().to_str().expect("UTF-8 path");
@@ -117,7 +116,6 @@ fn conventional_spellings_serve_too() {
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
 
-#[test]
 fn no_arguments_serves_scu_on_8080() {
     // Run from a folder holding a copy of the demo site, as a user would from a checkout.
     let work = tempfile::tempdir().expect("temporary directory");
@@ -129,6 +127,9 @@ fn no_arguments_serves_scu_on_8080() {
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
     command.current_dir(work.path());
+    if crate::support::model() != "pool" {
+        command.args(["--model", crate::support::model()]);
+    }
     let server = Server::spawn(command);
     assert_eq!(server.port, 8080);
     assert_eq!(
@@ -142,3 +143,8 @@ fn no_arguments_serves_scu_on_8080() {
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("404 Not Found"));
 }
+
+crate::both_models!(
+    conventional_spellings_serve_too,
+    no_arguments_serves_scu_on_8080
+);

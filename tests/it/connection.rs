@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use crate::support::{Server, demo_root};
 
-#[test]
 fn two_requests_on_one_connection_then_closed_after_the_3s_default() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -28,7 +27,6 @@ fn two_requests_on_one_connection_then_closed_after_the_3s_default() {
         .expect("idle close logged");
 }
 
-#[test]
 fn keep_alive_flag_sets_the_idle_timeout() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--keep-alive", "0.4"]);
@@ -45,7 +43,6 @@ fn keep_alive_flag_sets_the_idle_timeout() {
     );
 }
 
-#[test]
 fn a_connection_that_never_sends_is_closed_when_idle() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--keep-alive", "0.3"]);
@@ -57,7 +54,6 @@ fn a_connection_that_never_sends_is_closed_when_idle() {
     );
 }
 
-#[test]
 fn activity_restarts_the_idle_timer() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--keep-alive", "0.6"]);
@@ -70,7 +66,6 @@ fn activity_restarts_the_idle_timer() {
     assert_eq!(client.get("/file.txt").status, 200);
 }
 
-#[test]
 fn three_pipelined_requests_are_answered_in_order() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -92,7 +87,6 @@ fn three_pipelined_requests_are_answered_in_order() {
     assert!(third.body.starts_with(b"\x89PNG"));
 }
 
-#[test]
 fn pipelined_requests_split_at_every_byte_still_parse() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -110,7 +104,6 @@ fn pipelined_requests_split_at_every_byte_still_parse() {
     );
 }
 
-#[test]
 fn http10_closes_after_the_response() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -123,7 +116,6 @@ fn http10_closes_after_the_response() {
     client.expect_close(Duration::from_secs(2));
 }
 
-#[test]
 fn http10_keep_alive_on_request() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -136,7 +128,6 @@ fn http10_keep_alive_on_request() {
     client.expect_close(Duration::from_secs(2));
 }
 
-#[test]
 fn connection_close_is_honoured() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -147,7 +138,6 @@ fn connection_close_is_honoured() {
     client.expect_close(Duration::from_secs(2));
 }
 
-#[test]
 fn a_client_that_closes_its_side_still_gets_its_answer() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -159,7 +149,6 @@ fn a_client_that_closes_its_side_still_gets_its_answer() {
     assert!(response.body.len() >= 1_000_000);
 }
 
-#[test]
 fn many_clients_at_once_are_all_answered() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2"]);
@@ -176,3 +165,17 @@ fn many_clients_at_once_are_all_answered() {
         assert!(handle.join().expect("client thread"));
     }
 }
+
+crate::both_models!(
+    two_requests_on_one_connection_then_closed_after_the_3s_default,
+    keep_alive_flag_sets_the_idle_timeout,
+    a_connection_that_never_sends_is_closed_when_idle,
+    activity_restarts_the_idle_timer,
+    three_pipelined_requests_are_answered_in_order,
+    pipelined_requests_split_at_every_byte_still_parse,
+    http10_closes_after_the_response,
+    http10_keep_alive_on_request,
+    connection_close_is_honoured,
+    a_client_that_closes_its_side_still_gets_its_answer,
+    many_clients_at_once_are_all_answered,
+);

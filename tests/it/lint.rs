@@ -72,7 +72,6 @@ fn lint(linter: &PathBuf, response: &[u8]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
 fn every_kind_of_response_passes_httplint() {
     let linter = match httplint() {
         Ok(linter) => linter,
@@ -124,3 +123,5 @@ fn every_kind_of_response_passes_httplint() {
         );
     }
 }
+
+crate::both_models!(every_kind_of_response_passes_httplint,);

@@ -1,5 +1,9 @@
 //! Integration tests: the real binary, a temporary document root, raw HTTP over sockets.
 
+// First, so that its macro is visible to the modules after it.
+#[macro_use]
+mod support;
+
 mod cli;
 mod connection;
 mod lint;
@@ -7,5 +11,4 @@ mod protocol;
 mod resolver;
 mod robustness;
 mod scenarios;
-mod support;
 mod traversal;

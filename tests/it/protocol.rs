@@ -34,7 +34,6 @@ fn started() -> (tempfile::TempDir, Server) {
 
 // ----- validators -----
 
-#[test]
 fn etag_is_strong_and_last_modified_is_the_files_time() {
     let (root, server) = started();
     let response = server.client().get("/file.txt");
@@ -59,7 +58,6 @@ fn etag_is_strong_and_last_modified_is_the_files_time() {
     assert_ne!(server.client().get("/file.txt").header("etag"), Some(etag));
 }
 
-#[test]
 fn if_none_match_gives_304_with_validators_and_no_body() {
     let (_root, server) = started();
     let etag = server
@@ -95,7 +93,6 @@ fn if_none_match_gives_304_with_validators_and_no_body() {
     }
 }
 
-#[test]
 fn if_modified_since_and_its_precedence() {
     let (_root, server) = started();
     let first = server.client().get("/file.txt");
@@ -133,7 +130,6 @@ fn if_modified_since_and_its_precedence() {
     assert_eq!(head.status, 304);
 }
 
-#[test]
 fn if_match_and_if_unmodified_since_give_412() {
     let (_root, server) = started();
     let first = server.client().get("/file.txt");
@@ -161,7 +157,6 @@ fn if_match_and_if_unmodified_since_give_412() {
 
 // ----- ranges -----
 
-#[test]
 fn single_byte_ranges_give_206() {
     let (_root, server) = started();
     assert_eq!(
@@ -191,7 +186,6 @@ fn single_byte_ranges_give_206() {
     }
 }
 
-#[test]
 fn unsatisfiable_ranges_give_416_with_the_length() {
     let (_root, server) = started();
     for range in ["bytes=22-", "bytes=100-200", "bytes=-0"] {
@@ -205,7 +199,6 @@ fn unsatisfiable_ranges_give_416_with_the_length() {
     }
 }
 
-#[test]
 fn ranges_that_are_ignored_give_the_whole_file() {
     let (_root, server) = started();
     for range in ["bytes=0-1,4-5", "bytes=5-2", "lines=1-2", "bytes=x-y"] {
@@ -227,7 +220,6 @@ fn ranges_that_are_ignored_give_the_whole_file() {
     );
 }
 
-#[test]
 fn a_range_of_a_large_file_is_exact() {
     let (root, server) = started();
     let whole = std::fs::read(root.path().join("gif.gif")).expect("gif");
@@ -246,7 +238,6 @@ fn a_range_of_a_large_file_is_exact() {
     assert!(response.body == whole[start..=last], "range bytes differ");
 }
 
-#[test]
 fn if_range_applies_the_range_only_while_it_holds() {
     let (_root, server) = started();
     let first = server.client().get("/file.txt");
@@ -270,7 +261,6 @@ fn if_range_applies_the_range_only_while_it_holds() {
 
 // ----- methods and versions -----
 
-#[test]
 fn options_gives_204_with_allow() {
     let (_root, server) = started();
     for target in ["*", "/file.txt", "/"] {
@@ -284,7 +274,6 @@ fn options_gives_204_with_allow() {
     }
 }
 
-#[test]
 fn known_methods_give_405_and_unknown_give_501() {
     let (_root, server) = started();
     for method in ["POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT"] {
@@ -308,7 +297,6 @@ fn known_methods_give_405_and_unknown_give_501() {
     }
 }
 
-#[test]
 fn versions_other_than_1_0_and_1_1_give_505() {
     let (_root, server) = started();
     for version in ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/3.0"] {
@@ -328,7 +316,6 @@ fn versions_other_than_1_0_and_1_1_give_505() {
 
 // ----- request bodies -----
 
-#[test]
 fn a_body_is_discarded_and_the_next_request_parses() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -338,7 +325,6 @@ fn a_body_is_discarded_and_the_next_request_parses() {
     assert_eq!(client.response().text(), FILE_TXT);
 }
 
-#[test]
 fn a_chunked_body_is_discarded_and_the_next_request_parses() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -351,7 +337,6 @@ fn a_chunked_body_is_discarded_and_the_next_request_parses() {
     assert_eq!(client.response().text(), FILE_TXT);
 }
 
-#[test]
 fn a_body_sent_a_byte_at_a_time_is_still_discarded() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -365,7 +350,6 @@ fn a_body_sent_a_byte_at_a_time_is_still_discarded() {
     assert_eq!(client.response().text(), FILE_TXT);
 }
 
-#[test]
 fn bodies_over_a_mebibyte_give_413_and_close() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -394,7 +378,6 @@ fn bodies_over_a_mebibyte_give_413_and_close() {
     );
 }
 
-#[test]
 fn expect_100_continue_is_answered_before_the_body() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -412,7 +395,6 @@ fn expect_100_continue_is_answered_before_the_body() {
     assert_eq!(client.response().status, 413);
 }
 
-#[test]
 fn ambiguous_framing_gives_400_or_501_and_closes() {
     let (_root, server) = started();
     let table = [
@@ -450,7 +432,6 @@ fn ambiguous_framing_gives_400_or_501_and_closes() {
 
 // ----- header syntax and targets -----
 
-#[test]
 fn bad_header_syntax_gives_400() {
     let (_root, server) = started();
     let table = [
@@ -474,7 +455,6 @@ fn bad_header_syntax_gives_400() {
     }
 }
 
-#[test]
 fn target_forms() {
     let (_root, server) = started();
     let table = [
@@ -500,7 +480,6 @@ fn target_forms() {
 
 // ----- connection management -----
 
-#[test]
 fn a_connection_serves_at_most_1000_requests() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -515,7 +494,6 @@ fn a_connection_serves_at_most_1000_requests() {
     client.expect_close(Duration::from_secs(5));
 }
 
-#[test]
 fn closing_with_unread_input_lingers_instead_of_resetting() {
     let (_root, server) = started();
     let mut client = server.client();
@@ -537,7 +515,6 @@ fn closing_with_unread_input_lingers_instead_of_resetting() {
 
 // ----- limits and deadlines -----
 
-#[test]
 fn oversized_heads_give_414_and_431() {
     let (_root, server) = started();
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(8 * 1024));
@@ -559,7 +536,6 @@ fn oversized_heads_give_414_and_431() {
     assert_eq!(get_with(&server, &target, "").status, 200);
 }
 
-#[test]
 fn a_dribbling_head_is_cut_off_with_408() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--header-timeout", "1"]);
@@ -591,7 +567,6 @@ fn a_dribbling_head_is_cut_off_with_408() {
     );
 }
 
-#[test]
 fn an_unfinished_head_gets_408_then_close() {
     let root = demo_root();
     let server = Server::start(
@@ -610,7 +585,6 @@ fn an_unfinished_head_gets_408_then_close() {
 
 // ----- path safety -----
 
-#[test]
 fn dot_files_are_hidden_but_well_known_is_served() {
     let (root, server) = started();
     std::fs::write(root.path().join(".env"), "SECRET=1").expect("write");
@@ -634,7 +608,6 @@ fn dot_files_are_hidden_but_well_known_is_served() {
     );
 }
 
-#[test]
 fn fifos_sockets_and_devices_are_403_without_hanging() {
     let (root, server) = started();
     let fifo = root.path().join("pipe");
@@ -659,7 +632,6 @@ fn fifos_sockets_and_devices_are_403_without_hanging() {
     assert_eq!(client.get("/file.txt").text(), FILE_TXT);
 }
 
-#[test]
 fn directory_redirects_are_never_protocol_relative() {
     let (root, server) = started();
     std::fs::create_dir(root.path().join("evil.com")).expect("mkdir");
@@ -675,3 +647,34 @@ fn directory_redirects_are_never_protocol_relative() {
         assert_eq!(response.header("location"), Some("/evil.com/"), "{target}");
     }
 }
+
+crate::both_models!(
+    etag_is_strong_and_last_modified_is_the_files_time,
+    if_none_match_gives_304_with_validators_and_no_body,
+    if_modified_since_and_its_precedence,
+    if_match_and_if_unmodified_since_give_412,
+    single_byte_ranges_give_206,
+    unsatisfiable_ranges_give_416_with_the_length,
+    ranges_that_are_ignored_give_the_whole_file,
+    a_range_of_a_large_file_is_exact,
+    if_range_applies_the_range_only_while_it_holds,
+    options_gives_204_with_allow,
+    known_methods_give_405_and_unknown_give_501,
+    versions_other_than_1_0_and_1_1_give_505,
+    a_body_is_discarded_and_the_next_request_parses,
+    a_chunked_body_is_discarded_and_the_next_request_parses,
+    a_body_sent_a_byte_at_a_time_is_still_discarded,
+    bodies_over_a_mebibyte_give_413_and_close,
+    expect_100_continue_is_answered_before_the_body,
+    ambiguous_framing_gives_400_or_501_and_closes,
+    bad_header_syntax_gives_400,
+    target_forms,
+    a_connection_serves_at_most_1000_requests,
+    closing_with_unread_input_lingers_instead_of_resetting,
+    oversized_heads_give_414_and_431,
+    a_dribbling_head_is_cut_off_with_408,
+    an_unfinished_head_gets_408_then_close,
+    dot_files_are_hidden_but_well_known_is_served,
+    fifos_sockets_and_devices_are_403_without_hanging,
+    directory_redirects_are_never_protocol_relative,
+);

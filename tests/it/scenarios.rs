@@ -26,7 +26,6 @@ fn serves(server: &Server, target: &str, path: &str, media: &str) -> Response {
     response
 }
 
-#[test]
 fn root_serves_index_html() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -37,14 +36,12 @@ fn root_serves_index_html() {
     );
 }
 
-#[test]
 fn index_html_by_name() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
     serves(&server, "/index.html", "index.html", "text/html");
 }
 
-#[test]
 fn image_page_and_every_image_it_references() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -65,7 +62,6 @@ fn image_page_and_every_image_it_references() {
     }
 }
 
-#[test]
 fn every_asset_of_the_home_page_is_served() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -96,7 +92,6 @@ fn every_asset_of_the_home_page_is_served() {
     );
 }
 
-#[test]
 fn traverse_jpg_is_a_jpeg() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -104,7 +99,6 @@ fn traverse_jpg_is_a_jpeg() {
     assert_eq!(&response.body[..3], b"\xff\xd8\xff");
 }
 
-#[test]
 fn gif_gif_is_an_animated_gif_over_a_megabyte() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -117,7 +111,6 @@ fn gif_gif_is_an_animated_gif_over_a_megabyte() {
     );
 }
 
-#[test]
 fn png_png_is_a_png() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -125,7 +118,6 @@ fn png_png_is_a_png() {
     assert!(response.body.starts_with(b"\x89PNG\r\n\x1a\n"));
 }
 
-#[test]
 fn favicon_is_an_icon() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -139,7 +131,6 @@ fn favicon_is_an_icon() {
     assert!(response.body.starts_with(b"\0\0\x01\0"));
 }
 
-#[test]
 fn file_txt_is_plain_text() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -148,7 +139,6 @@ fn file_txt_is_plain_text() {
     assert_eq!(response.header("content-length"), Some("22"));
 }
 
-#[test]
 fn missing_file_is_404_with_the_404_page() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -161,7 +151,6 @@ fn missing_file_is_404_with_the_404_page() {
     assert!(response.body == error_page(404));
 }
 
-#[test]
 fn malformed_request_is_400_with_the_400_page() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -179,7 +168,6 @@ fn malformed_request_is_400_with_the_400_page() {
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
 
-#[test]
 fn missing_host_on_http11_is_400() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -188,7 +176,6 @@ fn missing_host_on_http11_is_400() {
     assert_eq!(client.response().status, 400);
 }
 
-#[test]
 fn file_not_world_readable_is_403_with_the_403_page() {
     let root = demo_root();
     chmod(&root.path().join("robots.txt"), 0o400);
@@ -204,7 +191,6 @@ fn file_not_world_readable_is_403_with_the_403_page() {
     assert_eq!(server.client().get("/robots.txt").status, 200);
 }
 
-#[test]
 fn other_methods_are_405_with_allow() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -222,7 +208,6 @@ fn other_methods_are_405_with_allow() {
     }
 }
 
-#[test]
 fn head_sends_the_headers_of_get_and_no_body() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -237,7 +222,6 @@ fn head_sends_the_headers_of_get_and_no_body() {
     assert_eq!(client.get("/file.txt").text(), "This is my text file.\n");
 }
 
-#[test]
 fn directory_without_slash_redirects_and_with_slash_serves_its_index() {
     let root = demo_root();
     std::fs::create_dir(root.path().join("news")).expect("mkdir");
@@ -254,7 +238,6 @@ fn directory_without_slash_redirects_and_with_slash_serves_its_index() {
     );
 }
 
-#[test]
 fn every_response_has_type_length_date_and_server() {
     let root = demo_root();
     chmod(&root.path().join("robots.txt"), 0o400);
@@ -290,7 +273,6 @@ fn every_response_has_type_length_date_and_server() {
     }
 }
 
-#[test]
 fn the_log_names_the_worker_that_served_each_request() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2"]);
@@ -300,20 +282,31 @@ fn the_log_names_the_worker_that_served_each_request() {
     let line = server
         .wait_for_log(|l| l.contains("\"GET /file.txt HTTP/1.1\" 200 22 "))
         .expect("request log line");
-    let worker: usize = line
-        .strip_prefix("[worker ")
-        .and_then(|rest| rest.split(']').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no worker in {line:?}"));
-    assert!(worker < 2, "{line}");
+    let open = server
+        .wait_for_log(|l| l.contains(&format!(":{local} open")))
+        .expect("connection open line");
+    // `[worker N]` in the pool; `[thread conn-N]` when each connection has its own thread.
+    let actor = line.split(']').next().unwrap_or_default();
+    let number = |prefix: &str| -> u64 {
+        actor
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in {line:?}"))
+    };
+    if crate::support::model() == "pool" {
+        assert!(number("[worker ") < 2, "{line}");
+        assert!(open.starts_with("[poll] conn "), "{open}");
+    } else {
+        let conn = number("[thread conn-");
+        assert!(
+            open.starts_with(&format!("[accept] conn {conn} ")),
+            "{open}"
+        );
+    }
     assert!(line.contains(&format!("127.0.0.1:{local} ")), "{line}");
     assert!(line.ends_with("ms"), "{line}");
-    server
-        .wait_for_log(|l| l.starts_with("[poll] conn ") && l.contains(&format!(":{local} open")))
-        .expect("connection open line");
 }
 
-#[test]
 fn quiet_prints_the_banner_and_nothing_else() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--quiet"]);
@@ -326,7 +319,6 @@ fn quiet_prints_the_banner_and_nothing_else() {
     assert!(printed[2].starts_with("Access Server at "), "{printed:?}");
 }
 
-#[test]
 fn banner_names_the_directory_and_the_bound_port() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
@@ -344,3 +336,26 @@ fn banner_names_the_directory_and_the_bound_port() {
         ]
     );
 }
+
+crate::both_models!(
+    root_serves_index_html,
+    index_html_by_name,
+    image_page_and_every_image_it_references,
+    every_asset_of_the_home_page_is_served,
+    traverse_jpg_is_a_jpeg,
+    gif_gif_is_an_animated_gif_over_a_megabyte,
+    png_png_is_a_png,
+    favicon_is_an_icon,
+    file_txt_is_plain_text,
+    missing_file_is_404_with_the_404_page,
+    malformed_request_is_400_with_the_400_page,
+    missing_host_on_http11_is_400,
+    file_not_world_readable_is_403_with_the_403_page,
+    other_methods_are_405_with_allow,
+    head_sends_the_headers_of_get_and_no_body,
+    directory_without_slash_redirects_and_with_slash_serves_its_index,
+    every_response_has_type_length_date_and_server,
+    the_log_names_the_worker_that_served_each_request,
+    quiet_prints_the_banner_and_nothing_else,
+    banner_names_the_directory_and_the_bound_port,
+);

@@ -12,6 +12,41 @@ use std::time::{Duration, Instant};
 /// How long any single step may take before the test fails rather than hangs.
 pub const STEP: Duration = Duration::from_secs(10);
 
+thread_local! {
+    /// The threading model this test's servers run (`--model`); each test runs on its own
+    /// thread, so the two runs of a test never see each other's value.
+    static MODEL: std::cell::Cell<&'static str> = const { std::cell::Cell::new("pool") };
+}
+
+/// The model the current test runs against.
+pub fn model() -> &'static str {
+    MODEL.with(|m| m.get())
+}
+
+/// Runs `test` with servers in `model`.
+pub fn with_model(model: &'static str, test: fn()) {
+    MODEL.with(|m| m.set(model));
+    test();
+}
+
+/// Turns each named function into two tests, `NAME::pool` and `NAME::threads`, so every
+/// integration test runs against both threading models.
+#[macro_export]
+macro_rules! both_models {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn pool() {
+                $crate::support::with_model("pool", super::$name)
+            }
+            #[test]
+            fn threads() {
+                $crate::support::with_model("threads", super::$name)
+            }
+        }
+    )*};
+}
+
 /// The crate's own folder (demo site, error pages).
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -74,6 +109,7 @@ impl Server {
             .arg(root)
             .args(["-port", "0", "--error-pages"])
             .arg(manifest_dir().join("error"))
+            .args(["--model", model()])
             .args(extra);
         command
     }
