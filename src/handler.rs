@@ -11,7 +11,9 @@ use crate::files::{self, DocRoot, Lookup, PathScratch, ServedFile};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
 use crate::http::date::DateCache;
-use crate::http::request::{Method, Persistence, Request, RequestError, Version};
+use crate::http::request::{
+    Method, Persistence, Request, RequestError, Version, is_sub_delim, is_unreserved,
+};
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log, RequestLine};
 use crate::pages::ErrorPages;
@@ -160,23 +162,13 @@ pub fn refuse(
     out: &mut Vec<u8>,
     peer: std::net::SocketAddr,
 ) {
-    let started = Instant::now();
-    let status = error.status();
-    let bytes = self::error(status, false, site, ws, out, Fate::Close).bytes;
-    let line = RequestLine {
-        method: "-",
-        target: error.message(),
-        version: "",
-    };
-    site.log.request(
-        &mut ws.line,
-        ws.actor,
-        peer,
-        line,
-        status.code(),
-        bytes,
-        started.elapsed(),
-    );
+    closing_error(error.status(), error.message(), site, ws, out, peer);
+}
+
+/// Answers a request whose head did not arrive in time.
+pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>, peer: std::net::SocketAddr) {
+    let what = "request head timed out";
+    closing_error(Status::RequestTimeout, what, site, ws, out, peer);
 }
 
 /// Answers 500 in place of a response whose handling panicked. The connection closes.
@@ -192,15 +184,24 @@ pub fn fail(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) {
     );
 }
 
-/// Answers a request whose head did not arrive in time.
-pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>, peer: std::net::SocketAddr) {
-    let status = Status::RequestTimeout;
+/// An error page for something that is not a request we could read, logged with `what`
+/// in place of the request line; the connection closes after it.
+fn closing_error(
+    status: Status,
+    what: &'static str,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+    peer: std::net::SocketAddr,
+) {
+    let started = Instant::now();
     let bytes = error(status, false, site, ws, out, Fate::Close).bytes;
     let line = RequestLine {
         method: "-",
-        target: "request head timed out",
+        target: what,
         version: "",
     };
+    let took = started.elapsed();
     site.log.request(
         &mut ws.line,
         ws.actor,
@@ -208,7 +209,7 @@ pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>, peer: std::n
         line,
         status.code(),
         bytes,
-        Duration::ZERO,
+        took,
     );
 }
 
@@ -385,27 +386,7 @@ fn error(
 fn percent_encode_path(path: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &byte in path {
-        let plain = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-            );
+        let plain = is_unreserved(byte) || is_sub_delim(byte) || matches!(byte, b':' | b'@' | b'/');
         if plain {
             out.push(byte);
         } else {

@@ -393,29 +393,24 @@ fn valid_host(value: &[u8]) -> bool {
             None => (value, &value[value.len()..]),
         },
     };
-    let host_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-    });
+    let host_ok = host
+        .iter()
+        .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b'%');
     let port_ok = port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
     host_ok && port_ok && !(value.last() == Some(&b':') && host.is_empty())
+}
+
+/// RFC 3986 `unreserved`: letters, digits, `-`, `.`, `_`, `~`.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 `sub-delims`.
+pub fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 /// RFC 9110 token characters.

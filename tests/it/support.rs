@@ -474,16 +474,31 @@ impl Client {
     /// Fails if any byte arrives instead, or if it stays open past `limit`.
     pub fn expect_close(&mut self, limit: Duration) -> Duration {
         let started = Instant::now();
+        match self.end_of_stream(limit) {
+            Ok(()) => started.elapsed(),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => started.elapsed(),
+            Err(err) => panic!("connection still open after {:?}: {err}", started.elapsed()),
+        }
+    }
+
+    /// Like [`Client::expect_close`], but a reset fails: the server must have shut down its
+    /// side cleanly (FIN), having read what we sent.
+    pub fn expect_clean_close(&mut self, limit: Duration) {
+        if let Err(err) = self.end_of_stream(limit) {
+            panic!("no clean close: {err}");
+        }
+    }
+
+    /// Reads one byte expecting the end of the stream within `limit`.
+    fn end_of_stream(&mut self, limit: Duration) -> std::io::Result<()> {
         self.reader
             .get_ref()
             .set_read_timeout(Some(limit))
             .expect("read timeout");
         let mut byte = [0u8; 1];
-        match self.reader.read(&mut byte) {
-            Ok(0) => started.elapsed(),
-            Ok(_) => panic!("unexpected byte {:?} instead of close", byte[0] as char),
-            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => started.elapsed(),
-            Err(err) => panic!("connection still open after {:?}: {err}", started.elapsed()),
+        match self.reader.read(&mut byte)? {
+            0 => Ok(()),
+            _ => panic!("unexpected byte {:?} instead of close", byte[0] as char),
         }
     }
 
@@ -494,21 +509,6 @@ impl Client {
             .local_addr()
             .expect("local address")
             .port()
-    }
-
-    /// Like [`Client::expect_close`], but a reset fails: the server must have shut down its
-    /// side cleanly (FIN), having read what we sent.
-    pub fn expect_clean_close(&mut self, limit: Duration) {
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(limit))
-            .expect("read timeout");
-        let mut byte = [0u8; 1];
-        match self.reader.read(&mut byte) {
-            Ok(0) => {}
-            Ok(_) => panic!("unexpected byte {:?} instead of close", byte[0] as char),
-            Err(err) => panic!("no clean close: {err}"),
-        }
     }
 
     /// Closes our sending side.
