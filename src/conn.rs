@@ -12,8 +12,8 @@
 //!   the buffer in order, and writes until done or `WouldBlock`.
 //! - It never reads while a response is unsent, so a client that does not read its
 //!   responses cannot make the server buffer more of them.
-//! - It returns what the connection waits for next: [`Next::Read`], [`Next::Write`], or
-//!   [`Next::Close`] with the reason.
+//! - It returns what the connection waits for next: [`Next::Read`], [`Next::Write`],
+//!   [`Next::Linger`] (draining input before a close), or [`Next::Close`] with the reason.
 //! - Buffers are borrowed from the driving thread's [`Workspace`] and given back whenever
 //!   they are empty, so a connection waiting for its next request holds no buffer at all.
 
@@ -71,8 +71,8 @@ pub enum CloseReason {
     PeerClosed,
     /// The socket failed (reset, broken pipe).
     PeerError,
-    /// The response said `Connection: close` (HTTP/1.0, `Connection: close`, a body, or
-    /// the per-connection request limit).
+    /// The response said `Connection: close` (HTTP/1.0, `Connection: close`, or the
+    /// per-connection request limit).
     Done,
     /// The request head was refused with an error status.
     BadRequest,
