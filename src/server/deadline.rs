@@ -1,8 +1,8 @@
 //! Deadlines of one fixed length, kept in arrival order.
 //!
 //! Every deadline of a kind has the same length, so they arrive already sorted: a FIFO
-//! gives O(1) insertion and expiry. Cancelling is lazy: each entry carries the stamp of the
-//! wait it belongs to, and an entry whose slot has moved on to another stamp is skipped.
+//! gives O(1) insertion and expiry. Cancelling is lazy: the owner checks, when an entry
+//! comes up, whether it still stands (see the poll thread's `Slot`).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,7 +12,8 @@ use std::time::Instant;
 pub struct Deadline {
     pub at: Instant,
     pub token: usize,
-    pub stamp: u64,
+    /// The connection the entry was made for (a slot's token is reused).
+    pub id: u64,
 }
 
 /// A FIFO of deadlines of one length.
@@ -71,7 +72,7 @@ mod tests {
             queue.push(Deadline {
                 at: base + Duration::from_millis(ms),
                 token: i,
-                stamp: i as u64,
+                id: i as u64,
             });
         }
         assert_eq!(queue.first(), Some(base + Duration::from_millis(10)));
@@ -95,12 +96,12 @@ mod tests {
         queue.push(Deadline {
             at: base + Duration::from_millis(20),
             token: 0,
-            stamp: 0,
+            id: 0,
         });
         queue.push(Deadline {
             at: base + Duration::from_millis(10),
             token: 1,
-            stamp: 1,
+            id: 1,
         });
         assert_eq!(queue.pop_expired(base + Duration::from_millis(15)), None);
         let order: Vec<usize> = std::iter::from_fn(|| {

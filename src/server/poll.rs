@@ -60,25 +60,44 @@ enum Wait {
     Linger,
 }
 
+impl Wait {
+    const ALL: [Wait; 4] = [Wait::Idle, Wait::Head, Wait::Send, Wait::Linger];
+
+    /// This kind's bit in [`Slot::queued`].
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
 /// Where a connection is.
 #[derive(Debug)]
 enum Place {
-    /// Here, registered with the poller, waiting; `stamp` names this wait to its deadline.
-    Waiting {
-        conn: PoolConn,
-        wait: Wait,
-        stamp: u64,
-    },
+    /// Here, registered with the poller, waiting until [`Slot::due`].
+    Waiting { conn: PoolConn, wait: Wait },
     /// With a worker. `ready` records readiness that arrived meanwhile, which edge
     /// triggering would not report again.
     AtWorker { ready: bool },
 }
 
+/// A connection's place in the slab.
+///
+/// Deadlines are cancelled lazily, yet each connection has at most one entry in each
+/// queue: a connection that waits again while its entry is still queued only moves
+/// `due`, and when the old entry comes up, it goes back into the queue at `due` instead of
+/// expiring. So the queues hold no more entries than there are connections, however many
+/// requests each one makes.
 #[derive(Debug)]
 struct Slot {
     place: Place,
     /// What the socket is registered for; changed only when the wait needs another.
     interest: Interest,
+    /// The connection's number; tells its queue entries from those of an earlier
+    /// connection that used the same slot.
+    id: u64,
+    /// When the current wait ends.
+    due: Instant,
+    /// Which queues hold an entry for this connection, one [`Wait::bit`] each.
+    queued: u8,
 }
 
 /// Whether the listener is being polled.
@@ -114,7 +133,6 @@ pub struct PollLoop {
     head: DeadlineQueue,
     send: DeadlineQueue,
     linger: DeadlineQueue,
-    next_stamp: u64,
     totals: Totals,
     line: String,
 }
@@ -154,7 +172,6 @@ impl PollLoop {
             head: DeadlineQueue::default(),
             send: DeadlineQueue::default(),
             linger: DeadlineQueue::default(),
-            next_stamp: 0,
             totals: Totals::default(),
             line: String::new(),
         })
@@ -291,21 +308,18 @@ impl PollLoop {
         }
         let id = self.totals.connections;
         self.totals.connections += 1;
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
+        let due = Instant::now() + self.timeouts.idle;
         entry.insert(Slot {
             place: Place::Waiting {
                 conn: Box::new(Conn::new(stream, peer, id)),
                 wait: Wait::Idle,
-                stamp,
             },
             interest: Interest::READABLE,
+            id,
+            due,
+            queued: Wait::Idle.bit(),
         });
-        self.idle.push(Deadline {
-            at: Instant::now() + self.timeouts.idle,
-            token,
-            stamp,
-        });
+        self.idle.push(Deadline { at: due, token, id });
         self.site
             .log
             .conn(&mut self.line, Actor::Poll, id, peer, format_args!("open"));
@@ -364,7 +378,6 @@ impl PollLoop {
             self.slots[token].place = Place::Waiting {
                 conn,
                 wait: Wait::Idle,
-                stamp: 0,
             };
             self.close(token, CloseReason::Shutdown);
             return;
@@ -392,53 +405,68 @@ impl PollLoop {
             }
             slot.interest = wanted;
         }
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
         let now = Instant::now();
-        let deadline = |at| Deadline { at, token, stamp };
-        match wait {
-            Wait::Idle => self.idle.push(deadline(now + self.timeouts.idle)),
-            Wait::Head => {
-                let started = conn.head_started().unwrap_or(now);
-                self.head.push(deadline(started + self.timeouts.head));
-            }
-            Wait::Send => self.send.push(deadline(now + self.timeouts.send)),
-            Wait::Linger => {
-                let since = conn.lingering_since().unwrap_or(now);
-                self.linger.push(deadline(since + LINGER));
-            }
+        slot.due = match wait {
+            Wait::Idle => now + self.timeouts.idle,
+            Wait::Head => conn.head_started().unwrap_or(now) + self.timeouts.head,
+            Wait::Send => now + self.timeouts.send,
+            Wait::Linger => conn.lingering_since().unwrap_or(now) + LINGER,
+        };
+        slot.place = Place::Waiting { conn, wait };
+        // An entry already queued for this kind comes due no later than this wait, and
+        // will be queued again at `due` when it does.
+        if slot.queued & wait.bit() == 0 {
+            slot.queued |= wait.bit();
+            let entry = Deadline {
+                at: slot.due,
+                token,
+                id: slot.id,
+            };
+            self.queue(wait).push(entry);
         }
-        slot.place = Place::Waiting { conn, wait, stamp };
         if ready && !rearmed {
             self.dispatch(token, Work::Drive);
         }
     }
 
+    fn queue(&mut self, wait: Wait) -> &mut DeadlineQueue {
+        match wait {
+            Wait::Idle => &mut self.idle,
+            Wait::Head => &mut self.head,
+            Wait::Send => &mut self.send,
+            Wait::Linger => &mut self.linger,
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
-        for wait in [Wait::Idle, Wait::Head, Wait::Send, Wait::Linger] {
-            loop {
-                let queue = match wait {
-                    Wait::Idle => &mut self.idle,
-                    Wait::Head => &mut self.head,
-                    Wait::Send => &mut self.send,
-                    Wait::Linger => &mut self.linger,
+        for wait in Wait::ALL {
+            while let Some(entry) = self.queue(wait).pop_expired(now) {
+                let Some(slot) = self.slots.get_mut(entry.token) else {
+                    continue;
                 };
-                let Some(due) = queue.pop_expired(now) else {
-                    break;
-                };
-                let current = matches!(
-                    self.slots.get(due.token),
-                    Some(Slot { place: Place::Waiting { wait: w, stamp, .. }, .. })
-                        if *w == wait && *stamp == due.stamp
-                );
-                if !current {
+                if slot.id != entry.id {
+                    // An earlier connection's entry; this one's bits are its own.
+                    continue;
+                }
+                slot.queued &= !wait.bit();
+                if !matches!(slot.place, Place::Waiting { wait: w, .. } if w == wait) {
+                    continue;
+                }
+                if slot.due > now {
+                    // The connection waited again since this entry was queued.
+                    slot.queued |= wait.bit();
+                    let later = Deadline {
+                        at: slot.due,
+                        ..entry
+                    };
+                    self.queue(wait).push(later);
                     continue;
                 }
                 match wait {
-                    Wait::Idle => self.close(due.token, CloseReason::IdleTimeout),
-                    Wait::Head => self.dispatch(due.token, Work::HeadTimeout),
-                    Wait::Send => self.close(due.token, CloseReason::SendTimeout),
-                    Wait::Linger => self.close(due.token, CloseReason::LingerDone),
+                    Wait::Idle => self.close(entry.token, CloseReason::IdleTimeout),
+                    Wait::Head => self.dispatch(entry.token, Work::HeadTimeout),
+                    Wait::Send => self.close(entry.token, CloseReason::SendTimeout),
+                    Wait::Linger => self.close(entry.token, CloseReason::LingerDone),
                 }
             }
         }

@@ -368,3 +368,38 @@ crate::both_models!(
     sigterm_lets_a_download_finish_and_refuses_new_connections,
     a_file_that_shrinks_mid_send_ends_the_connection,
 );
+
+/// Regression: every request used to leave a deadline entry queued for the whole
+/// keep-alive time, so memory grew with request rate × keep-alive even on few connections.
+/// Deadline queues belong to the pool model alone (threads wait in their sockets), and the
+/// thread model's memory moves with its per-thread allocator arenas, so this runs in the
+/// pool only.
+#[test]
+fn deadline_queues_do_not_grow_with_requests_on_a_connection() {
+    crate::support::with_model("pool", deadline_queues_stay_bounded);
+}
+
+fn deadline_queues_stay_bounded() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--quiet", "--keep-alive", "60"]);
+    // One request at a time on each connection, so that each one is a separate wait, and
+    // 900 per connection (below the 1,000 a connection may serve).
+    let round = || {
+        let mut clients: Vec<Client> = (0..30).map(|_| server.client()).collect();
+        for _ in 0..900 {
+            for client in clients.iter_mut() {
+                client.send(b"HEAD /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+            }
+            for client in clients.iter_mut() {
+                assert_eq!(client.head_response().status, 200);
+            }
+        }
+    };
+    // The first round grows buffers and caches to their working size.
+    round();
+    let before = server.status_field("VmRSS");
+    round();
+    let grown = server.status_field("VmRSS").saturating_sub(before);
+    // 27,000 waits: one 32-byte entry each would be over 800 kB.
+    assert!(grown < 400, "RSS grew by {grown} kB over 27,000 requests");
+}
