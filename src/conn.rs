@@ -18,14 +18,15 @@
 //!   they are empty, so a connection waiting for its next request holds no buffer at all.
 
 use std::fmt;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 
-use crate::handler::{self, FileBody, Site, Workspace};
+use crate::handler::{self, Body, Site, Workspace};
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::request::{self, BodyFraming, MAX_HEAD, Parsed, RequestError, Version};
 use crate::http::response::Fate;
@@ -33,6 +34,9 @@ use crate::http::response::Fate;
 /// Response bytes queued from pipelined requests before they are written. Bounds the
 /// output buffer while still answering a burst of small pipelined requests in one write.
 pub const OUTPUT_BATCH: usize = 64 * 1024;
+
+/// Every write: a peer that has gone must cost an error, never SIGPIPE.
+const SEND: SendFlags = SendFlags::NOSIGNAL;
 
 /// Largest `sendfile` call; the kernel caps one call near 2 GiB anyway.
 const SENDFILE_CHUNK: u64 = 1 << 30;
@@ -134,8 +138,8 @@ pub struct Conn<S> {
     /// Response bytes; `output[sent..]` is unsent. Empty (no capacity) while idle.
     output: Vec<u8>,
     sent: usize,
-    /// A file body to stream once `output` is sent.
-    body: Option<FileBody>,
+    /// A body to send after `output`: from a file, or from memory together with it.
+    body: Option<Body>,
     served: u32,
     state: State,
     head_started: Option<Instant>,
@@ -470,45 +474,73 @@ impl<S: AsFd> Conn<S> {
         }
     }
 
-    /// Writes queued output, then any file body.
+    /// Writes queued output, then any body: from memory in the same vectored write as the
+    /// head, from a file by `sendfile` after it.
     fn flush(&mut self) -> Result<Flushed, CloseReason> {
-        while self.sent < self.output.len() {
-            // MSG_MORE keeps a head in the socket until the file body joins it, so the
-            // two leave in one segment even with TCP_NODELAY.
-            let more = if self.body.is_some() {
-                SendFlags::MORE
-            } else {
-                SendFlags::empty()
-            };
-            match rustix::net::send(
-                &self.socket,
-                &self.output[self.sent..],
-                more | SendFlags::NOSIGNAL,
-            ) {
-                Ok(n) => {
-                    self.sent += n;
-                    self.bytes_sent += n as u64;
+        loop {
+            let head = &self.output[self.sent..];
+            let written = match &mut self.body {
+                Some(Body::Memory {
+                    contents,
+                    offset,
+                    end,
+                }) => {
+                    let parts = [
+                        IoSlice::new(head),
+                        IoSlice::new(&contents.bytes[*offset..*end]),
+                    ];
+                    let mut no_control = SendAncillaryBuffer::default();
+                    match rustix::net::sendmsg(&self.socket, &parts, &mut no_control, SEND) {
+                        Ok(n) => {
+                            let from_head = n.min(head.len());
+                            self.sent += from_head;
+                            *offset += n - from_head;
+                            Ok(n)
+                        }
+                        Err(err) => Err(err),
+                    }
                 }
+                _ if !head.is_empty() => {
+                    // MSG_MORE keeps a head in the socket until the file body joins it, so
+                    // the two leave in one segment even with TCP_NODELAY.
+                    let more = if self.body.is_some() {
+                        SendFlags::MORE
+                    } else {
+                        SendFlags::empty()
+                    };
+                    let sent = rustix::net::send(&self.socket, head, SEND | more);
+                    if let Ok(n) = sent {
+                        self.sent += n;
+                    }
+                    sent
+                }
+                Some(Body::File { file, offset, end }) => {
+                    let count = (*end - *offset).min(SENDFILE_CHUNK) as usize;
+                    match rustix::fs::sendfile(&self.socket, &*file, Some(offset), count) {
+                        Ok(0) => return Err(CloseReason::FileShrank),
+                        other => other,
+                    }
+                }
+                None => break,
+            };
+            match written {
+                Ok(n) => self.bytes_sent += n as u64,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
                 Err(_) => return Err(CloseReason::PeerError),
             }
-        }
-        self.output.clear();
-        self.sent = 0;
-        if let Some(body) = &mut self.body {
-            while body.offset < body.end {
-                let count = (body.end - body.offset).min(SENDFILE_CHUNK) as usize;
-                match rustix::fs::sendfile(&self.socket, &body.file, Some(&mut body.offset), count)
-                {
-                    Ok(0) => return Err(CloseReason::FileShrank),
-                    Ok(n) => self.bytes_sent += n as u64,
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
-                    Err(_) => return Err(CloseReason::PeerError),
-                }
+            if self.sent == self.output.len() {
+                self.output.clear();
+                self.sent = 0;
             }
-            self.body = None;
+            let body_done = match &self.body {
+                Some(Body::Memory { offset, end, .. }) => offset == end,
+                Some(Body::File { offset, end, .. }) => offset == end,
+                None => false,
+            };
+            if body_done {
+                self.body = None;
+            }
         }
         Ok(Flushed::All)
     }

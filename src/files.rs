@@ -17,12 +17,15 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
+use crate::cache::{CACHE_FILE_MAX, CachedFile, FileCache, Validators};
 use crate::http::Status;
 
 /// The file served for a directory.
@@ -224,10 +227,19 @@ pub struct ServedFile {
 /// The outcome of looking up a safe path.
 #[derive(Debug)]
 pub enum Lookup {
+    /// A file to send from its descriptor (larger than [`CACHE_FILE_MAX`]).
     File(ServedFile),
+    /// A small file's contents, from the cache or just read.
+    Cached(Arc<CachedFile>),
     /// A directory named without its trailing slash.
     Redirect,
 }
+
+/// How long after its last change a file is kept out of the cache. File times come from a
+/// clock that ticks every few milliseconds, so a change made within the same tick as our
+/// read would leave the times (and so the cache's validators) as they were; a file
+/// unchanged for this long will get a later time from any change.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The document root, held open so that every lookup resolves beneath it.
 #[derive(Debug)]
@@ -236,6 +248,8 @@ pub struct DocRoot {
     path: PathBuf,
     /// Set when the kernel lacks `openat2`; lookups then check canonical paths instead.
     no_openat2: AtomicBool,
+    /// Small files' contents, with the window within which a changed file is not kept.
+    cache: Option<(FileCache, Duration)>,
 }
 
 impl DocRoot {
@@ -252,7 +266,15 @@ impl DocRoot {
             dir,
             path: path.canonicalize()?,
             no_openat2: AtomicBool::new(false),
+            cache: None,
         })
+    }
+
+    /// Keeps small files in memory (see [`crate::cache`]); a file changed less than
+    /// `racy_window` ago is served but not kept.
+    pub fn with_cache(mut self, racy_window: Duration) -> DocRoot {
+        self.cache = Some((FileCache::new(), racy_window));
+        self
     }
 
     /// Opens what a safe path names. `scratch` names a directory's index.
@@ -287,14 +309,42 @@ impl DocRoot {
             })?;
         }
         meta.servable()?;
+        if let Some((cache, _)) = &self.cache
+            && let Some(hit) = cache.get(path, &meta.validators)
+        {
+            return Ok(Lookup::Cached(hit));
+        }
         let file = self.open_beneath(path)?;
         let meta = Meta::of(&file)?;
         meta.servable()?;
-        Ok(Lookup::File(ServedFile {
-            file,
-            len: meta.len,
+        let content_type = content_type_of(path);
+        if meta.len > CACHE_FILE_MAX {
+            return Ok(Lookup::File(ServedFile {
+                file,
+                len: meta.len,
+                modified: meta.modified,
+                content_type,
+            }));
+        }
+        // Bounded by CACHE_FILE_MAX, so the cast cannot truncate.
+        let mut bytes = vec![0; meta.len as usize];
+        // A file that shrank since fstat fails here: nothing has been promised yet.
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|_| OpenError::Io)?;
+        let contents = CachedFile {
+            validators: meta.validators,
+            bytes: bytes.into_boxed_slice(),
             modified: meta.modified,
-            content_type: content_type_of(path),
+            content_type,
+        };
+        let settled = |racy: &Duration| {
+            meta.changed
+                .checked_add(*racy)
+                .is_some_and(|quiet_since| quiet_since <= SystemTime::now())
+        };
+        Ok(Lookup::Cached(match &self.cache {
+            Some((cache, racy)) if settled(racy) => cache.insert(path, contents),
+            _ => Arc::new(contents),
         }))
     }
 
@@ -378,6 +428,9 @@ struct Meta {
     mode: u32,
     len: u64,
     modified: SystemTime,
+    /// The change time (`ctime`): any write, chmod, rename or link moves it.
+    changed: SystemTime,
+    validators: Validators,
 }
 
 impl Meta {
@@ -388,15 +441,13 @@ impl Meta {
     }
 
     fn from_stat(stat: &rustix::fs::Stat) -> Meta {
-        let secs = u64::try_from(stat.st_mtime).unwrap_or(0);
-        let nanos = u32::try_from(stat.st_mtime_nsec)
-            .unwrap_or(0)
-            .min(999_999_999);
         Meta {
             kind: FileType::from_raw_mode(stat.st_mode),
             mode: stat.st_mode,
             len: u64::try_from(stat.st_size).unwrap_or(0),
-            modified: UNIX_EPOCH + Duration::new(secs, nanos),
+            modified: system_time(stat.st_mtime, stat.st_mtime_nsec),
+            changed: system_time(stat.st_ctime, stat.st_ctime_nsec),
+            validators: Validators::of(stat),
         }
     }
 
@@ -409,6 +460,13 @@ impl Meta {
             Err(OpenError::Forbidden)
         }
     }
+}
+
+/// A `stat` time as a `SystemTime`; times before 1970 read as 1970.
+fn system_time(secs: i64, nanos: impl TryInto<u32>) -> SystemTime {
+    let secs = u64::try_from(secs).unwrap_or(0);
+    let nanos = nanos.try_into().unwrap_or(0).min(999_999_999);
+    UNIX_EPOCH + Duration::new(secs, nanos)
 }
 
 /// The media type for a file name, from its extension.
@@ -530,5 +588,72 @@ mod tests {
         for (target, want) in table {
             assert_eq!(resolve(target), Err(want), "{target}");
         }
+    }
+
+    fn cached_lookup(root: &DocRoot, target: &str) -> Result<Arc<CachedFile>, OpenError> {
+        let mut scratch = PathScratch::default();
+        let safe = resolve_target(target, &mut scratch).map_err(|_| OpenError::Io)?;
+        match root.lookup(&safe, &mut Vec::new())? {
+            Lookup::Cached(contents) => Ok(contents),
+            other => panic!("{target}: {other:?}"),
+        }
+    }
+
+    fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn the_cache_serves_the_current_version_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_mode(&path, b"first", 0o644);
+        let root = DocRoot::open(dir.path())
+            .unwrap()
+            .with_cache(Duration::ZERO);
+        let first = cached_lookup(&root, "/a.txt").unwrap();
+        let again = cached_lookup(&root, "/a.txt").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second lookup should be a hit"
+        );
+        // Rewritten in place, longer.
+        write_mode(&path, b"second!", 0o644);
+        assert_eq!(
+            &cached_lookup(&root, "/a.txt").unwrap().bytes[..],
+            b"second!"
+        );
+        // Replaced by another file of the same length (a new inode).
+        let other = dir.path().join("b.tmp");
+        write_mode(&other, b"third!!", 0o644);
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(
+            &cached_lookup(&root, "/a.txt").unwrap().bytes[..],
+            b"third!!"
+        );
+        // Permissions are checked on every request, hit or not.
+        write_mode(&path, b"third!!", 0o600);
+        assert_eq!(
+            cached_lookup(&root, "/a.txt").err(),
+            Some(OpenError::Forbidden)
+        );
+    }
+
+    #[test]
+    fn a_recently_changed_file_is_served_but_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        write_mode(&dir.path().join("a.txt"), b"fresh", 0o644);
+        let root = DocRoot::open(dir.path())
+            .unwrap()
+            .with_cache(Duration::from_secs(3600));
+        let first = cached_lookup(&root, "/a.txt").unwrap();
+        let again = cached_lookup(&root, "/a.txt").unwrap();
+        assert_eq!(&again.bytes[..], b"fresh");
+        assert!(
+            !Arc::ptr_eq(&first, &again),
+            "a file within the racy window was kept"
+        );
     }
 }

@@ -4,9 +4,10 @@
 //! output buffer; a body too large to copy is returned as a file to stream after it.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::cache::CachedFile;
 use crate::files::{self, DocRoot, Lookup, PathScratch, ServedFile};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
@@ -17,11 +18,6 @@ use crate::http::request::{
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log, RequestLine};
 use crate::pages::ErrorPages;
-
-/// Largest body copied into the output buffer to leave with its head in one write. Larger
-/// files go by `sendfile`, which saves the copy but costs a second system call; 64 KiB keeps
-/// typical pages, scripts and icons on the one-write path.
-pub const INLINE_BODY_MAX: u64 = 64 * 1024;
 
 /// Requests served on one connection before it is closed, so that one client cannot keep
 /// a connection (and its slot) forever; nginx's `keepalive_requests` default is 1000.
@@ -72,12 +68,52 @@ impl Workspace {
     }
 }
 
-/// A file body still to be sent after the output buffer, by `sendfile`.
+/// A body still to be sent after the head in the output buffer.
 #[derive(Debug)]
-pub struct FileBody {
-    pub file: File,
-    pub offset: u64,
-    pub end: u64,
+pub enum Body {
+    /// Bytes `offset..end` of an open file, by `sendfile`.
+    File { file: File, offset: u64, end: u64 },
+    /// Bytes `offset..end` of a small file's contents, which leave with the head in one
+    /// vectored write, straight from the cache.
+    Memory {
+        contents: Arc<CachedFile>,
+        offset: usize,
+        end: usize,
+    },
+}
+
+/// Bodies up to this size are copied behind their head in the output buffer, so that
+/// pipelined responses still leave together in one write; larger ones are written from
+/// the cache with their head, in one vectored write and without a copy.
+pub const COPY_BODY_MAX: usize = 16 * 1024;
+
+/// A file to answer with: open, or its contents in memory.
+enum Representation {
+    Open(ServedFile),
+    Memory(Arc<CachedFile>),
+}
+
+impl Representation {
+    fn len(&self) -> u64 {
+        match self {
+            Representation::Open(file) => file.len,
+            Representation::Memory(contents) => contents.bytes.len() as u64,
+        }
+    }
+
+    fn modified(&self) -> SystemTime {
+        match self {
+            Representation::Open(file) => file.modified,
+            Representation::Memory(contents) => contents.modified,
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self {
+            Representation::Open(file) => file.content_type,
+            Representation::Memory(contents) => contents.content_type,
+        }
+    }
 }
 
 /// What answering one request left for the connection to do.
@@ -87,7 +123,7 @@ pub struct Answer {
     /// Body bytes promised, for the log.
     pub bytes: u64,
     pub fate: Fate,
-    pub body: Option<FileBody>,
+    pub body: Option<Body>,
 }
 
 impl Answer {
@@ -228,7 +264,10 @@ fn serve(
     };
     let found = site.root.lookup(&safe, &mut ws.index);
     match found {
-        Ok(Lookup::File(file)) => send_file(req, file, site, ws, out, fate),
+        Ok(Lookup::File(file)) => send_file(req, Representation::Open(file), site, ws, out, fate),
+        Ok(Lookup::Cached(contents)) => {
+            send_file(req, Representation::Memory(contents), site, ws, out, fate)
+        }
         Ok(Lookup::Redirect) => {
             ws.location.clear();
             ws.location.push(b'/');
@@ -246,16 +285,17 @@ fn serve(
 /// A found file: preconditions, then the whole file, one range of it, or 304/412/416.
 fn send_file(
     req: &Request<'_>,
-    served: ServedFile,
+    file: Representation,
     site: &Site,
     ws: &mut Workspace,
     out: &mut Vec<u8>,
     fate: Fate,
 ) -> Answer {
     let head_only = req.method == Method::Head;
-    let etag = ETag::new(served.modified, served.len);
-    let last_modified = conditional::http_date(served.modified);
-    match conditional::evaluate(&req.conditions, &etag, served.modified) {
+    let (len, modified) = (file.len(), file.modified());
+    let etag = ETag::new(modified, len);
+    let last_modified = conditional::http_date(modified);
+    match conditional::evaluate(&req.conditions, &etag, modified) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             let mut head = Head::new(Status::NotModified, fate);
@@ -274,21 +314,21 @@ fn send_file(
             if req.method == Method::Get
                 && req
                     .if_range
-                    .is_none_or(|v| conditional::if_range_holds(v, &etag, served.modified)) =>
+                    .is_none_or(|v| conditional::if_range_holds(v, &etag, modified)) =>
         {
-            conditional::range(value, served.len)
+            conditional::range(value, len)
         }
         _ => RangeAnswer::Whole,
     };
     let (status, start, end) = match range {
-        RangeAnswer::Whole => (Status::Ok, 0, served.len),
+        RangeAnswer::Whole => (Status::Ok, 0, len),
         RangeAnswer::Part { start, end } => (Status::PartialContent, start, end),
         RangeAnswer::Unsatisfiable => {
             let page = site.pages.get(Status::RangeNotSatisfiable);
             let mut head = Head::new(Status::RangeNotSatisfiable, fate);
             head.content_type = Some("text/html");
             head.content_length = page.len() as u64;
-            head.content_range = Some(ContentRange::Unsatisfied { len: served.len });
+            head.content_range = Some(ContentRange::Unsatisfied { len });
             head.write_to(out, ws.date.now());
             out.extend_from_slice(page);
             return Answer {
@@ -299,59 +339,46 @@ fn send_file(
             };
         }
     };
-    let mark = out.len();
     let mut head = Head::new(status, fate);
-    head.content_type = Some(served.content_type);
+    head.content_type = Some(file.content_type());
     head.content_length = end - start;
     head.etag = Some(etag.as_bytes());
     head.last_modified = Some(&last_modified);
     head.accept_ranges = true;
     if status == Status::PartialContent {
-        head.content_range = Some(ContentRange::Part {
-            start,
-            end,
-            len: served.len,
-        });
+        head.content_range = Some(ContentRange::Part { start, end, len });
     }
     head.write_to(out, ws.date.now());
     let bytes = end - start;
     if head_only || bytes == 0 {
         return Answer::bare(status, fate);
     }
-    if bytes > INLINE_BODY_MAX {
-        let body = FileBody {
-            file: served.file,
+    let body = match file {
+        Representation::Open(file) => Some(Body::File {
+            file: file.file,
             offset: start,
             end,
-        };
-        return Answer {
-            status,
-            bytes,
-            fate,
-            body: Some(body),
-        };
-    }
-    // Bounded by INLINE_BODY_MAX, so the cast cannot truncate.
-    let at = out.len();
-    out.resize(at + bytes as usize, 0);
-    if served.file.read_exact_at(&mut out[at..], start).is_err() {
-        // The file shrank or failed between fstat and read; nothing has been sent yet,
-        // so the head can still be taken back.
-        out.truncate(mark);
-        return error(
-            Status::InternalServerError,
-            head_only,
-            site,
-            ws,
-            out,
-            Fate::Close,
-        );
-    }
+        }),
+        // In memory, so both ends are within a slice's length.
+        Representation::Memory(contents) => {
+            let (offset, end) = (start as usize, end as usize);
+            if end - offset <= COPY_BODY_MAX {
+                out.extend_from_slice(&contents.bytes[offset..end]);
+                None
+            } else {
+                Some(Body::Memory {
+                    contents,
+                    offset,
+                    end,
+                })
+            }
+        }
+    };
     Answer {
         status,
         bytes,
         fate,
-        body: None,
+        body,
     }
 }
 

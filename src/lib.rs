@@ -28,6 +28,7 @@
 //! decides each answer; [`http`] parses requests and writes response heads; [`files`] maps
 //! targets to files under the root with every refusal; [`log`] prints who served whom.
 
+pub mod cache;
 pub mod config;
 pub mod conn;
 pub mod files;

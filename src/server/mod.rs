@@ -20,7 +20,7 @@ use std::sync::Arc;
 use mio::{Poll, Waker};
 
 use crate::config::{Config, Model};
-use crate::files::DocRoot;
+use crate::files::{DocRoot, RACY_WINDOW};
 use crate::handler::Site;
 use crate::log::Log;
 use crate::pages::ErrorPages;
@@ -123,7 +123,8 @@ impl Server {
     /// Opens the root, loads the error pages and binds the listener.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
         let root = DocRoot::open(&config.root)
-            .map_err(|err| ServerError::Root(config.root.clone(), err))?;
+            .map_err(|err| ServerError::Root(config.root.clone(), err))?
+            .with_cache(RACY_WINDOW);
         let pages =
             ErrorPages::load(config.error_pages.as_deref()).map_err(ServerError::ErrorPages)?;
         let addr = SocketAddr::new(config.bind, config.port);

@@ -238,6 +238,28 @@ fn a_range_of_a_large_file_is_exact() {
     assert!(response.body == whole[start..=last], "range bytes differ");
 }
 
+fn a_range_of_a_small_file_beyond_the_copy_limit_is_exact() {
+    // index.html is small enough to be read into memory and large enough that its body
+    // leaves in a vectored write beside the head rather than copied behind it.
+    let (root, server) = started();
+    let whole = std::fs::read(root.path().join("index.html")).expect("index");
+    let (start, last) = (100usize, 20_099usize);
+    let response = get_with(
+        &server,
+        "/index.html",
+        &format!("Range: bytes={start}-{last}\r\n"),
+    );
+    assert_eq!(response.status, 206);
+    assert!(response.body == whole[start..=last], "range bytes differ");
+    let mut client = server.client();
+    for _ in 0..3 {
+        assert!(
+            client.get("/index.html").body == whole,
+            "whole page differs"
+        );
+    }
+}
+
 fn if_range_applies_the_range_only_while_it_holds() {
     let (_root, server) = started();
     let first = server.client().get("/file.txt");
@@ -649,6 +671,7 @@ fn directory_redirects_are_never_protocol_relative() {
 }
 
 crate::both_models!(
+    a_range_of_a_small_file_beyond_the_copy_limit_is_exact,
     etag_is_strong_and_last_modified_is_the_files_time,
     if_none_match_gives_304_with_validators_and_no_body,
     if_modified_since_and_its_precedence,

@@ -13,6 +13,7 @@ use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use poolhttpd::files::{DocRoot, Lookup, PathScratch, resolve_target};
 use proptest::prelude::*;
@@ -63,9 +64,13 @@ fn tree() -> Tree {
         std::fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
     std::fs::create_dir_all(&outside).expect("mkdir");
-    write(&top.path().join("secret.txt"), SECRET, 0o644);
-    write(&outside.join("secret.txt"), SECRET, 0o644);
-    write(&outside.join("index.html"), SECRET, 0o644);
+    // Outside files are larger than the cache takes, so that a lookup that ever reached one
+    // would hand back an open descriptor for the property test to trace; the small
+    // `/etc/passwd` behind a symlink covers the in-memory path.
+    let secret = format!("{SECRET}\n{}", "padding ".repeat(10_000));
+    write(&top.path().join("secret.txt"), &secret, 0o644);
+    write(&outside.join("secret.txt"), &secret, 0o644);
+    write(&outside.join("index.html"), &secret, 0o644);
 
     write(&root.join("index.html"), "home", 0o644);
     write(&root.join("a/b/inside.txt"), "inside", 0o644);
@@ -128,6 +133,7 @@ fn resolve(root: &DocRoot, target: &str) -> Result<(String, Vec<u8>), u16> {
             served.file.read_to_end(&mut body).expect("read the file");
             Ok(("file".to_string(), body))
         }
+        Lookup::Cached(contents) => Ok(("file".to_string(), contents.bytes.to_vec())),
         Lookup::Redirect => Ok(("redirect".to_string(), Vec::new())),
     }
 }
@@ -284,9 +290,17 @@ fn hostile_paths_table() {
         table.len()
     );
 
+    // Each row against the plain root, then twice against one that caches small files (no
+    // racy window, so the second pass is served from the cache).
+    let cached = tree.doc_root().with_cache(Duration::ZERO);
+    let runs = table
+        .iter()
+        .map(|row| (&root, row))
+        .chain(table.iter().map(|row| (&cached, row)))
+        .chain(table.iter().map(|row| (&cached, row)));
     let mut failures = Vec::new();
-    for (target, want) in &table {
-        let got = resolve(&root, target);
+    for (root, (target, want)) in runs {
+        let got = resolve(root, target);
         // Checked first and separately: a leak is worse than a wrong status.
         if let Ok((_, body)) = &got {
             assert!(!contains(body, SECRET), "{target}: served the secret");
@@ -300,7 +314,7 @@ fn hostile_paths_table() {
         failures.is_empty(),
         "{} of {} rows differ:\n{}",
         failures.len(),
-        table.len(),
+        3 * table.len(),
         failures.join("\n")
     );
 }
@@ -346,9 +360,17 @@ fn friendly_paths_table() {
         ("/a/b/inside.txt?../../secret.txt", file("inside")),
         ("/a/b/inside.txt#/../../secret.txt", file("inside")),
     ];
+    // Each row against the plain root, then twice against one that caches small files (no
+    // racy window, so the second pass is served from the cache).
+    let cached = tree.doc_root().with_cache(Duration::ZERO);
+    let runs = table
+        .iter()
+        .map(|row| (&root, row))
+        .chain(table.iter().map(|row| (&cached, row)))
+        .chain(table.iter().map(|row| (&cached, row)));
     let mut failures = Vec::new();
-    for (target, want) in &table {
-        let got = resolve(&root, target);
+    for (root, (target, want)) in runs {
+        let got = resolve(root, target);
         if got != *want {
             let want = describe(want);
             failures.push(format!("{target:?}: want {want}, got {}", describe(&got)));
@@ -446,6 +468,10 @@ fn no_piece_combination_leaves_the_root() {
             served.file.read_to_end(&mut body).expect("read the file");
             prop_assert!(!contains(&body, SECRET), "{target:?}: served the secret");
             prop_assert!(!contains(&body, PASSWD), "{target:?}: served /etc/passwd");
+        }
+        if let Ok(Lookup::Cached(contents)) = lookup(root, &target) {
+            prop_assert!(!contains(&contents.bytes, SECRET), "{target:?}: served the secret");
+            prop_assert!(!contains(&contents.bytes, PASSWD), "{target:?}: served /etc/passwd");
         }
     });
 }
