@@ -124,6 +124,9 @@ pub struct PollLoop {
     accepting: Accepting,
     /// After SIGINT/SIGTERM: when the grace period ends.
     draining: Option<Instant>,
+    /// Connections with a worker that have had readiness meanwhile; while there are any,
+    /// every result must wake this thread.
+    ready_at_worker: usize,
     jobs: Sender<Job>,
     done: Receiver<Done>,
     notifier: Arc<Notifier>,
@@ -163,6 +166,7 @@ impl PollLoop {
             max_connections,
             accepting: Accepting::Open,
             draining: None,
+            ready_at_worker: 0,
             jobs,
             done,
             notifier,
@@ -189,7 +193,10 @@ impl PollLoop {
             {
                 break;
             }
-            let timeout = self.next_timeout(now);
+            self.plan_sleep();
+            let timeout = self
+                .next_wake()
+                .map(|at| at.saturating_duration_since(Instant::now()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -213,7 +220,17 @@ impl PollLoop {
         Ok(self.totals)
     }
 
-    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+    /// Tells the workers which results must wake this thread, then takes in the results
+    /// already sent (see [`Notifier`] for why in this order).
+    fn plan_sleep(&mut self) {
+        let wants_all = self.draining.is_some() || self.ready_at_worker > 0;
+        self.notifier.plan(wants_all, self.next_wake());
+        self.collect_done();
+    }
+
+    /// When this thread must wake by itself: the earliest deadline (perhaps a stale one,
+    /// which only wakes it early), an accept retry, or the end of the grace period.
+    fn next_wake(&self) -> Option<Instant> {
         let retry = match self.accepting {
             Accepting::NoDescriptors { retry_at } => Some(retry_at),
             _ => None,
@@ -229,7 +246,6 @@ impl PollLoop {
         .into_iter()
         .flatten()
         .min()
-        .map(|at| at.saturating_duration_since(now))
     }
 
     fn accept(&mut self) {
@@ -332,7 +348,11 @@ impl PollLoop {
             return;
         };
         match &mut slot.place {
-            Place::AtWorker { ready } => *ready = true,
+            Place::AtWorker { ready: false } => {
+                slot.place = Place::AtWorker { ready: true };
+                self.ready_at_worker += 1;
+            }
+            Place::AtWorker { ready: true } => {}
             Place::Waiting { .. } => self.dispatch(token, Work::Drive),
         }
     }
@@ -357,19 +377,26 @@ impl PollLoop {
     fn collect_done(&mut self) {
         self.notifier.rearm();
         while let Ok(Done { token, outcome }) = self.done.try_recv() {
+            if let Some(Slot {
+                place: Place::AtWorker { ready: true },
+                ..
+            }) = self.slots.get(token)
+            {
+                self.ready_at_worker -= 1;
+            }
             match outcome {
                 Outcome::Closed => {
                     if self.slots.contains(token) {
                         self.slots.remove(token);
                     }
                 }
-                Outcome::Wait(conn, next) => self.wait(token, conn, next),
+                Outcome::Wait(conn, next, since) => self.wait(token, conn, next, since),
             }
         }
     }
 
-    /// A connection is back from a worker and waits for `next`.
-    fn wait(&mut self, token: usize, mut conn: PoolConn, next: Next) {
+    /// A connection is back from a worker and has waited for `next` since `since`.
+    fn wait(&mut self, token: usize, mut conn: PoolConn, next: Next, since: Instant) {
         if !self.slots.contains(token) {
             return;
         }
@@ -405,7 +432,7 @@ impl PollLoop {
             }
             slot.interest = wanted;
         }
-        let now = Instant::now();
+        let now = since;
         slot.due = match wait {
             Wait::Idle => now + self.timeouts.idle,
             Wait::Head => conn.head_started().unwrap_or(now) + self.timeouts.head,

@@ -7,7 +7,8 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -43,8 +44,9 @@ pub struct Job {
 /// What became of a job's connection.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Back to the poll thread, waiting for `Next::Read` or `Next::Write`.
-    Wait(PoolConn, Next),
+    /// Back to the poll thread, waiting for `Next::Read`, `Next::Write` or `Next::Linger`
+    /// since the instant given (deadlines count from it).
+    Wait(PoolConn, Next, Instant),
     /// Closed by the worker; the slot is free.
     Closed,
 }
@@ -56,13 +58,30 @@ pub struct Done {
     pub outcome: Outcome,
 }
 
-/// Wakes the poll thread at most once per batch of results: a worker wakes it only if no
-/// wake-up is already pending, and the poll thread re-arms before it drains the done
-/// channel, so no result can be left unseen.
+/// How workers wake the poll thread, and when they need not.
+///
+/// A result that needs the poll thread soon (a response waiting to be written, a
+/// connection to close, one the poll thread already has readiness for) always wakes it,
+/// at most once per batch: a worker wakes it only if no wake-up is pending, and the poll
+/// thread re-arms before it drains the done channel. A connection that merely goes idle
+/// does not: it needs the poll thread only at its idle deadline, or when its next request
+/// arrives, which wakes the poll thread anyway. So it wakes the poll thread only if the
+/// poll thread plans to sleep past that deadline, or has asked for every result.
+///
+/// Each side writes what it knows before it reads what the other wrote (the worker sends,
+/// then reads the plan; the poll thread stores the plan, then drains the channel), all
+/// sequentially consistent, so an idle result is either seen by that drain or wakes the
+/// poll thread.
 #[derive(Debug)]
 pub struct Notifier {
     waker: Waker,
     pending: AtomicBool,
+    /// The poll thread wants every result at once (it is shutting down, or holds readiness
+    /// for a connection still with a worker).
+    wants_all: AtomicBool,
+    /// When the poll thread plans to wake on its own, in nanoseconds after `epoch`.
+    sleeps_until: AtomicU64,
+    epoch: Instant,
 }
 
 impl Notifier {
@@ -71,10 +90,13 @@ impl Notifier {
         Notifier {
             waker,
             pending: AtomicBool::new(false),
+            wants_all: AtomicBool::new(true),
+            sleeps_until: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
         }
     }
 
-    /// Called by a worker after sending a result.
+    /// Called by a worker after sending a result the poll thread needs now.
     pub fn notify(&self) {
         if !self.pending.swap(true, Ordering::SeqCst) {
             // A failed wake means the poll thread is gone; the result is moot.
@@ -82,9 +104,31 @@ impl Notifier {
         }
     }
 
+    /// Called by a worker after sending a connection that waits idle until `due`.
+    pub fn notify_idle(&self, due: Instant) {
+        if self.wants_all.load(Ordering::SeqCst)
+            || self.sleeps_until.load(Ordering::SeqCst) > self.nanos(due)
+        {
+            self.notify();
+        }
+    }
+
     /// Called by the poll thread before it drains the done channel.
     pub fn rearm(&self) {
         self.pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Called by the poll thread before its last drain ahead of sleeping: whether it wants
+    /// every result, and when it will wake by itself (`None`: not before an event).
+    pub fn plan(&self, wants_all: bool, wake_at: Option<Instant>) {
+        self.wants_all.store(wants_all, Ordering::SeqCst);
+        let until = wake_at.map_or(u64::MAX, |at| self.nanos(at));
+        self.sleeps_until.store(until, Ordering::SeqCst);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(since).unwrap_or(u64::MAX)
     }
 }
 
@@ -134,13 +178,23 @@ fn work(
                     .closed(&mut ws.line, ws.actor, id, peer, reason, served);
                 Outcome::Closed
             }
-            next => Outcome::Wait(conn, next),
+            next => Outcome::Wait(conn, next, Instant::now()),
+        };
+        // Only a connection going idle can wait for the poll thread to notice it.
+        let idle_until = match &outcome {
+            Outcome::Wait(conn, Next::Read, since) if conn.head_started().is_none() => {
+                Some(*since + site.keep_alive)
+            }
+            _ => None,
         };
         match done.send(Done { token, outcome }) {
-            Ok(()) => notifier.notify(),
+            Ok(()) => match idle_until {
+                Some(due) => notifier.notify_idle(due),
+                None => notifier.notify(),
+            },
             // The poll thread has finished shutting down: close what it can no longer take.
             Err(failed) => {
-                if let Outcome::Wait(conn, _) = failed.0.outcome {
+                if let Outcome::Wait(conn, ..) = failed.0.outcome {
                     totals.retire(&conn);
                 }
             }
