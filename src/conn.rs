@@ -240,11 +240,6 @@ impl<S: AsFd> Conn<S> {
         self.drive(site, ws)
     }
 
-    /// The socket, for registering with a poller.
-    pub fn socket_mut(&mut self) -> &mut S {
-        &mut self.socket
-    }
-
     /// The socket.
     pub fn socket(&self) -> &S {
         &self.socket

@@ -30,6 +30,12 @@ pub const WAKER: Token = Token(usize::MAX - 1);
 /// The signal pipe's token.
 pub const SIGNALS: Token = Token(usize::MAX - 2);
 
+/// What connections are registered for, once, for their whole life. Edge-triggered write
+/// readiness is reported only after a write has found the socket full, so a connection
+/// that never fills it costs no extra events, and one that does needs no re-registration
+/// (two `epoll_ctl` calls per large response) to learn when it drains.
+const CONN_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
 /// Readiness events taken per `poll` call; more simply wait for the next turn.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -89,8 +95,6 @@ enum Place {
 #[derive(Debug)]
 struct Slot {
     place: Place,
-    /// What the socket is registered for; changed only when the wait needs another.
-    interest: Interest,
     /// The connection's number; tells its queue entries from those of an earlier
     /// connection that used the same slot.
     id: u64,
@@ -98,6 +102,24 @@ struct Slot {
     due: Instant,
     /// Which queues hold an entry for this connection, one [`Wait::bit`] each.
     queued: u8,
+}
+
+/// What a readiness event allows; an error or hang-up allows both, so that the owner
+/// finds out by trying.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    read: bool,
+    write: bool,
+}
+
+impl Readiness {
+    fn of(event: &mio::event::Event) -> Readiness {
+        let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
+        Readiness {
+            read: event.is_readable() || failed,
+            write: event.is_writable() || failed,
+        }
+    }
 }
 
 /// Whether the listener is being polled.
@@ -208,7 +230,7 @@ impl PollLoop {
                     // Results are collected below, woken or not.
                     WAKER => {}
                     SIGNALS => self.on_signals(),
-                    Token(token) => self.ready(token),
+                    Token(token) => self.ready(token, Readiness::of(event)),
                 }
             }
             self.collect_done();
@@ -317,7 +339,7 @@ impl PollLoop {
         if self
             .poll
             .registry()
-            .register(&mut stream, Token(token), Interest::READABLE)
+            .register(&mut stream, Token(token), CONN_INTEREST)
             .is_err()
         {
             return;
@@ -330,7 +352,6 @@ impl PollLoop {
                 conn: Box::new(Conn::new(stream, peer, id)),
                 wait: Wait::Idle,
             },
-            interest: Interest::READABLE,
             id,
             due,
             queued: Wait::Idle.bit(),
@@ -342,11 +363,25 @@ impl PollLoop {
     }
 
     /// Readiness for a connection: hand it to a worker, or remember it for when the worker
-    /// gives it back. Unknown tokens are skipped (sporadic events happen).
-    fn ready(&mut self, token: usize) {
+    /// gives it back. Unknown tokens are skipped (sporadic events happen), and so is
+    /// readiness the connection is not waiting for: a connection writing reads again only
+    /// after it has written, and one reading only writes after it has read.
+    fn ready(&mut self, token: usize, readiness: Readiness) {
         let Some(slot) = self.slots.get_mut(token) else {
             return;
         };
+        let wanted = match slot.place {
+            Place::Waiting {
+                wait: Wait::Send, ..
+            } => readiness.write,
+            Place::Waiting { .. } => readiness.read,
+            // Whatever arrives now may be what the worker hands the connection back to wait
+            // for, and edges are not reported twice.
+            Place::AtWorker { .. } => true,
+        };
+        if !wanted {
+            return;
+        }
         match &mut slot.place {
             Place::AtWorker { ready: false } => {
                 slot.place = Place::AtWorker { ready: true };
@@ -396,7 +431,7 @@ impl PollLoop {
     }
 
     /// A connection is back from a worker and has waited for `next` since `since`.
-    fn wait(&mut self, token: usize, mut conn: PoolConn, next: Next, since: Instant) {
+    fn wait(&mut self, token: usize, conn: PoolConn, next: Next, since: Instant) {
         if !self.slots.contains(token) {
             return;
         }
@@ -411,27 +446,12 @@ impl PollLoop {
         }
         let slot = &mut self.slots[token];
         let ready = matches!(slot.place, Place::AtWorker { ready: true });
-        let (wanted, wait) = match next {
-            Next::Write => (Interest::WRITABLE, Wait::Send),
-            Next::Linger => (Interest::READABLE, Wait::Linger),
-            _ if conn.head_started().is_some() => (Interest::READABLE, Wait::Head),
-            _ => (Interest::READABLE, Wait::Idle),
+        let wait = match next {
+            Next::Write => Wait::Send,
+            Next::Linger => Wait::Linger,
+            _ if conn.head_started().is_some() => Wait::Head,
+            _ => Wait::Idle,
         };
-        // Re-registering re-arms the edge, so readiness present now is reported again.
-        let rearmed = wanted != slot.interest;
-        if rearmed {
-            if self
-                .poll
-                .registry()
-                .reregister(conn.socket_mut(), Token(token), wanted)
-                .is_err()
-            {
-                self.totals.retire(&conn);
-                self.slots.remove(token);
-                return;
-            }
-            slot.interest = wanted;
-        }
         let now = since;
         slot.due = match wait {
             Wait::Idle => now + self.timeouts.idle,
@@ -451,7 +471,7 @@ impl PollLoop {
             };
             self.queue(wait).push(entry);
         }
-        if ready && !rearmed {
+        if ready {
             self.dispatch(token, Work::Drive);
         }
     }
