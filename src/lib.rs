@@ -13,9 +13,10 @@
 //!   deadline. When its socket is ready the poll thread moves it into a
 //!   [`server::pool::Job`]; the worker that receives it owns it until it sends it back in a
 //!   [`server::pool::Done`] (waking the poll thread) or drops it, closing the socket.
-//! - Nothing else is shared but the channels, the waker, and read-only `Arc`s
-//!   ([`handler::Site`]: the document root, error pages and settings). There is no lock
-//!   around a connection.
+//! - Nothing else is shared but the channels, the waker (with the notifier's plan of when
+//!   the poll thread needs waking, [`server::pool::Notifier`]), read-only `Arc`s
+//!   ([`handler::Site`]: the document root, error pages and settings) and the small-file
+//!   cache, built for sharing ([`cache`]). There is no lock around a connection.
 //! - Workers never block on a socket: sockets are non-blocking, and a worker drives a
 //!   connection only until it must wait ([`conn::Next`]).
 //! - Readiness is edge-triggered: whoever owns a socket drains it to `WouldBlock` before it
@@ -26,7 +27,9 @@
 //! [`config`] reads the command line; [`server`] runs the poll thread ([`server::poll`])
 //! and the pool ([`server::pool`]); [`conn`] is one connection's state machine; [`handler`]
 //! decides each answer; [`http`] parses requests and writes response heads; [`files`] maps
-//! targets to files under the root with every refusal; [`log`] prints who served whom.
+//! targets to files under the root with every refusal; [`cache`] keeps small files in
+//! memory; [`log`] prints who served whom. [`server::threads`] is the thread-per-connection
+//! model, kept for comparison.
 
 pub mod cache;
 pub mod config;
