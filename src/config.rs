@@ -1,4 +1,4 @@
-//! The command line, in two stages: what the user typed ([`Args`]), then the validated
+//! The command line, in two stages: what the user typed (`Args`), then the validated
 //! [`Config`] the server runs with.
 
 use std::ffi::OsString;
