@@ -152,6 +152,17 @@ fn describe(got: &Result<(String, Vec<u8>), u16>) -> String {
     }
 }
 
+/// Each row against the plain root, then twice against one that caches small files (no
+/// racy window, so the second pass is served from the cache).
+fn three_passes<'t, T>(
+    plain: &'t DocRoot,
+    cached: &'t DocRoot,
+    table: &'t [T],
+) -> impl Iterator<Item = (&'t DocRoot, &'t T)> {
+    let pass = move |root: &'t DocRoot| table.iter().map(move |row| (root, row));
+    pass(plain).chain(pass(cached)).chain(pass(cached))
+}
+
 #[test]
 fn hostile_paths_table() {
     let tree = tree();
@@ -290,14 +301,8 @@ fn hostile_paths_table() {
         table.len()
     );
 
-    // Each row against the plain root, then twice against one that caches small files (no
-    // racy window, so the second pass is served from the cache).
     let cached = tree.doc_root().with_cache(Duration::ZERO);
-    let runs = table
-        .iter()
-        .map(|row| (&root, row))
-        .chain(table.iter().map(|row| (&cached, row)))
-        .chain(table.iter().map(|row| (&cached, row)));
+    let runs = three_passes(&root, &cached, &table);
     let mut failures = Vec::new();
     for (root, (target, want)) in runs {
         let got = resolve(root, target);
@@ -360,14 +365,8 @@ fn friendly_paths_table() {
         ("/a/b/inside.txt?../../secret.txt", file("inside")),
         ("/a/b/inside.txt#/../../secret.txt", file("inside")),
     ];
-    // Each row against the plain root, then twice against one that caches small files (no
-    // racy window, so the second pass is served from the cache).
     let cached = tree.doc_root().with_cache(Duration::ZERO);
-    let runs = table
-        .iter()
-        .map(|row| (&root, row))
-        .chain(table.iter().map(|row| (&cached, row)))
-        .chain(table.iter().map(|row| (&cached, row)));
+    let runs = three_passes(&root, &cached, &table);
     let mut failures = Vec::new();
     for (root, (target, want)) in runs {
         let got = resolve(root, target);
