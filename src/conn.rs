@@ -64,6 +64,9 @@ pub enum Next {
     /// The rest of what the client sends after a final response, to be discarded before
     /// closing (see [`LINGER`]); the connection closes at the deadline or on EOF.
     Linger,
+    /// Blocking sockets only: the connection's deadline may have changed (a request began,
+    /// progressed or was answered); the owner sets the read timeout again and drives on.
+    Continue,
     /// Nothing: drop the connection.
     Close(CloseReason),
 }
@@ -206,8 +209,9 @@ impl<S: AsFd> Conn<S> {
     /// Marks the socket as blocking, with read timeouts as deadlines. A blocking read only
     /// returns when bytes arrive or its timeout passes, so a client sending one byte a
     /// second would never let the owner check the request deadline; in this mode `drive`
-    /// returns [`Next::Read`] (or [`Next::Linger`]) after every read that leaves a request
-    /// unfinished, and the owner sets the next timeout before driving again.
+    /// returns [`Next::Continue`] (or [`Next::Linger`]) after every read that leaves a
+    /// request unfinished and after every answer, and the owner sets the next timeout
+    /// before driving again. [`Next::Read`] then always means a read timed out.
     pub fn blocking(mut self) -> Conn<S> {
         self.blocking = true;
         self
@@ -297,8 +301,11 @@ impl<S: AsFd> Conn<S> {
                 State::Open => {}
                 State::Closing(reason) => {
                     // Input the client may still be sending (a refused body, pipelined
-                    // requests) must be drained, or closing resets the connection.
-                    if reason != CloseReason::BadRequest && self.start == self.end {
+                    // requests, the rest of a late request) must be drained, or closing
+                    // resets the connection.
+                    let unread_likely =
+                        matches!(reason, CloseReason::BadRequest | CloseReason::HeadTimeout);
+                    if !unread_likely && self.start == self.end {
                         return Next::Close(reason);
                     }
                     let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Write);
@@ -308,10 +315,19 @@ impl<S: AsFd> Conn<S> {
                 State::Lingering(..) => return self.linger(ws),
             }
             if self.answer_buffered(site, ws) {
+                if self.blocking {
+                    // The owner's read timeout may still be a request's; after an answer it
+                    // must become the idle one (or the next request's) before reading on.
+                    return match self.flush() {
+                        Ok(Flushed::All) => Next::Continue,
+                        Ok(Flushed::Blocked) => Next::Write,
+                        Err(reason) => Next::Close(reason),
+                    };
+                }
                 continue;
             }
             if self.blocking && read_once && self.start < self.end {
-                return Next::Read;
+                return Next::Continue;
             }
             match self.fill(ws) {
                 Ok(Filled::Bytes) => read_once = true,
@@ -340,6 +356,10 @@ impl<S: AsFd> Conn<S> {
                         self.input
                             .copy_within(body_start + used..self.end, body_start);
                         self.end -= used;
+                        if used > 0 {
+                            // A body is timed by its progress, not from its head's first byte.
+                            self.head_started = Some(Instant::now());
+                        }
                         if !done {
                             break;
                         }
@@ -415,10 +435,12 @@ impl<S: AsFd> Conn<S> {
             return Next::Close(CloseReason::PeerError);
         };
         loop {
-            let filled = self.fill(ws);
+            // Whatever is buffered is discarded unread; the buffer may even be full, and a
+            // read into no room would look like the end of the stream.
             self.start = 0;
             self.end = 0;
             self.head_started = None;
+            let filled = self.fill(ws);
             match filled {
                 Ok(Filled::Bytes) if self.blocking => return Next::Linger,
                 Ok(Filled::Bytes) => {}

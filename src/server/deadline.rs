@@ -1,14 +1,19 @@
-//! Deadlines of one fixed length, kept in arrival order.
+//! Deadlines of one kind, earliest first.
 //!
-//! Every deadline of a kind has the same length, so they arrive already sorted: a FIFO
-//! gives O(1) insertion and expiry. Cancelling is lazy: the owner checks, when an entry
-//! comes up, whether it still stands (see the poll thread's `Slot`).
+//! Each connection keeps at most one entry per kind, however many times it waits: waiting
+//! again only moves the connection's own deadline, and when its entry comes up early the
+//! owner pushes it back at the moved time (see the poll thread's `Slot`). That bounds the
+//! queue by the number of connections, but entries come back out of order, so a min-heap
+//! keeps them sorted: O(log n) per push and pop, exact to the instant. (A FIFO would be
+//! O(1) only if every wait pushed an entry, and would hold one stale entry per request for
+//! a whole keep-alive period.)
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// One pending deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline {
     pub at: Instant,
     pub token: usize,
@@ -16,33 +21,27 @@ pub struct Deadline {
     pub id: u64,
 }
 
-/// A FIFO of deadlines of one length.
+/// The deadlines of one kind.
 #[derive(Debug, Default)]
 pub struct DeadlineQueue {
-    queue: VecDeque<Deadline>,
+    heap: BinaryHeap<Reverse<Deadline>>,
 }
 
 impl DeadlineQueue {
-    /// Adds a deadline. One that would sort before the last is moved up to it: starts can
-    /// reach the poll thread slightly out of order, and a deadline kept a moment late is
-    /// better than a queue that is not sorted.
+    /// Adds a deadline.
     pub fn push(&mut self, deadline: Deadline) {
-        let at = match self.queue.back() {
-            Some(last) if last.at > deadline.at => last.at,
-            _ => deadline.at,
-        };
-        self.queue.push_back(Deadline { at, ..deadline });
+        self.heap.push(Reverse(deadline));
     }
 
     /// The earliest deadline, stale or not.
     pub fn first(&self) -> Option<Instant> {
-        self.queue.front().map(|d| d.at)
+        self.heap.peek().map(|Reverse(d)| d.at)
     }
 
     /// Removes and returns the earliest deadline if it has passed.
     pub fn pop_expired(&mut self, now: Instant) -> Option<Deadline> {
-        if self.queue.front()?.at <= now {
-            self.queue.pop_front()
+        if self.first()? <= now {
+            self.heap.pop().map(|Reverse(d)| d)
         } else {
             None
         }
@@ -50,12 +49,12 @@ impl DeadlineQueue {
 
     /// Entries held, stale ones included.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.heap.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.heap.is_empty()
     }
 }
 
@@ -64,53 +63,45 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn at(base: Instant, ms: u64, token: usize) -> Deadline {
+        Deadline {
+            at: base + Duration::from_millis(ms),
+            token,
+            id: token as u64,
+        }
+    }
+
     #[test]
     fn expires_in_order_and_only_when_due() {
         let base = Instant::now();
         let mut queue = DeadlineQueue::default();
-        for (i, ms) in [10u64, 20, 30].into_iter().enumerate() {
-            queue.push(Deadline {
-                at: base + Duration::from_millis(ms),
-                token: i,
-                id: i as u64,
-            });
+        for (token, ms) in [10u64, 20, 30].into_iter().enumerate() {
+            queue.push(at(base, ms, token));
         }
         assert_eq!(queue.first(), Some(base + Duration::from_millis(10)));
         assert_eq!(queue.pop_expired(base), None);
-        let due = queue
-            .pop_expired(base + Duration::from_millis(25))
-            .map(|d| d.token);
-        assert_eq!(due, Some(0));
-        let due = queue
-            .pop_expired(base + Duration::from_millis(25))
-            .map(|d| d.token);
-        assert_eq!(due, Some(1));
-        assert_eq!(queue.pop_expired(base + Duration::from_millis(25)), None);
+        let due = |q: &mut DeadlineQueue| q.pop_expired(base + Duration::from_millis(25));
+        assert_eq!(due(&mut queue).map(|d| d.token), Some(0));
+        assert_eq!(due(&mut queue).map(|d| d.token), Some(1));
+        assert_eq!(due(&mut queue), None);
         assert_eq!(queue.len(), 1);
     }
 
+    /// Regression: an entry pushed back at its connection's moved deadline was queued
+    /// behind later ones and fired up to a whole timeout late.
     #[test]
-    fn a_late_push_never_sorts_before_the_last() {
+    fn an_entry_pushed_back_fires_at_its_own_time() {
         let base = Instant::now();
         let mut queue = DeadlineQueue::default();
-        queue.push(Deadline {
-            at: base + Duration::from_millis(20),
-            token: 0,
-            id: 0,
-        });
-        queue.push(Deadline {
-            at: base + Duration::from_millis(10),
-            token: 1,
-            id: 1,
-        });
-        assert_eq!(queue.pop_expired(base + Duration::from_millis(15)), None);
-        let order: Vec<usize> = std::iter::from_fn(|| {
-            queue
-                .pop_expired(base + Duration::from_millis(20))
-                .map(|d| d.token)
-        })
-        .collect();
-        assert_eq!(order, [0, 1]);
-        assert!(queue.is_empty());
+        queue.push(at(base, 3000, 1));
+        queue.push(at(base, 5900, 2));
+        // Connection 1's entry comes up, but it had waited again: back at 3500 ms.
+        let early = queue.pop_expired(base + Duration::from_millis(3000));
+        assert_eq!(early.map(|d| d.token), Some(1));
+        queue.push(at(base, 3500, 1));
+        let due = queue.pop_expired(base + Duration::from_millis(3500));
+        assert_eq!(due.map(|d| d.token), Some(1));
+        assert_eq!(queue.first(), Some(base + Duration::from_millis(5900)));
+        assert!(!queue.is_empty());
     }
 }

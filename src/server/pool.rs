@@ -7,7 +7,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -106,6 +106,9 @@ impl Notifier {
 
     /// Called by a worker after sending a connection that waits idle until `due`.
     pub fn notify_idle(&self, due: Instant) {
+        // Orders the send before the loads below without relying on how the channel
+        // happens to synchronise.
+        fence(Ordering::SeqCst);
         if self.wants_all.load(Ordering::SeqCst)
             || self.sleeps_until.load(Ordering::SeqCst) > self.nanos(due)
         {
@@ -124,6 +127,8 @@ impl Notifier {
         self.wants_all.store(wants_all, Ordering::SeqCst);
         let until = wake_at.map_or(u64::MAX, |at| self.nanos(at));
         self.sleeps_until.store(until, Ordering::SeqCst);
+        // Orders the stores above before the drain that follows.
+        fence(Ordering::SeqCst);
     }
 
     fn nanos(&self, at: Instant) -> u64 {

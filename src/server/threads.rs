@@ -235,7 +235,7 @@ fn serve(mut conn: Conn<TcpStream>, site: &Site, shared: &Shared, timeouts: Time
             Next::Write => break CloseReason::SendTimeout,
             // A read timed out: idle, or the head or linger time is checked above.
             Next::Read if conn.head_started().is_none() => break CloseReason::IdleTimeout,
-            Next::Read | Next::Linger => {}
+            Next::Read | Next::Linger | Next::Continue => {}
         }
     };
     let reason = if reason == CloseReason::PeerClosed && shared.stopping.load(Ordering::SeqCst) {

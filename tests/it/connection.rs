@@ -167,6 +167,8 @@ fn many_clients_at_once_are_all_answered() {
 }
 
 crate::both_models!(
+    an_idle_deadline_is_not_delayed_by_later_connections,
+    keep_alive_after_a_head_in_pieces_is_the_keep_alive,
     two_requests_on_one_connection_then_closed_after_the_3s_default,
     keep_alive_flag_sets_the_idle_timeout,
     a_connection_that_never_sends_is_closed_when_idle,
@@ -179,3 +181,45 @@ crate::both_models!(
     a_client_that_closes_its_side_still_gets_its_answer,
     many_clients_at_once_are_all_answered,
 );
+
+/// Regression (pool): a connection's idle deadline, moved by a request, was queued again
+/// behind a later connection's and fired up to a whole keep-alive late.
+fn an_idle_deadline_is_not_delayed_by_later_connections() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "2"]);
+    let mut first = server.client();
+    std::thread::park_timeout(Duration::from_millis(500));
+    assert_eq!(first.get("/file.txt").status, 200);
+    let answered = std::time::Instant::now();
+    // A second connection whose deadline falls after the first one's moved deadline.
+    std::thread::park_timeout(Duration::from_millis(1000));
+    let _second = server.client();
+    let waited = first.expect_close(Duration::from_secs(6));
+    let idle = answered.elapsed();
+    assert!(waited < Duration::from_secs(6), "never closed");
+    assert!(
+        idle >= Duration::from_millis(1800),
+        "closed after {idle:?} idle"
+    );
+    assert!(
+        idle <= Duration::from_millis(2700),
+        "closed after {idle:?} idle"
+    );
+}
+
+/// Regression (threads): after a request head that arrived in pieces, the read timeout of
+/// the head's deadline was kept for the idle wait that followed the answer.
+fn keep_alive_after_a_head_in_pieces_is_the_keep_alive() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "1"]);
+    let mut client = server.client();
+    client.send(b"GET /file.txt HTTP/1.1\r\n");
+    std::thread::park_timeout(Duration::from_millis(700));
+    client.send(b"Host: a\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let waited = client.expect_close(Duration::from_secs(8));
+    assert!(
+        waited <= Duration::from_millis(2500),
+        "closed after {waited:?}"
+    );
+}

@@ -671,6 +671,8 @@ fn directory_redirects_are_never_protocol_relative() {
 }
 
 crate::both_models!(
+    a_refused_oversized_head_is_lingered_over_not_reset,
+    a_slow_body_that_keeps_coming_is_not_timed_out,
     a_range_of_a_small_file_beyond_the_copy_limit_is_exact,
     etag_is_strong_and_last_modified_is_the_files_time,
     if_none_match_gives_304_with_validators_and_no_body,
@@ -701,3 +703,37 @@ crate::both_models!(
     fifos_sockets_and_devices_are_403_without_hanging,
     directory_redirects_are_never_protocol_relative,
 );
+
+/// Regression: with the read buffer full of a refused head, lingering read into no room,
+/// took that for the end of the stream and reset the connection.
+fn a_refused_oversized_head_is_lingered_over_not_reset() {
+    let (_root, server) = started();
+    let mut client = server.client();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20 * 1024)
+    );
+    client.send(head.as_bytes());
+    assert_eq!(client.response().status, 431);
+    client.shutdown_write();
+    client.expect_clean_close(Duration::from_secs(5));
+}
+
+/// Regression: a body still arriving was cut off with 408 once the head timeout had passed
+/// since the head's first byte, although the head had long been complete.
+fn a_slow_body_that_keeps_coming_is_not_timed_out() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--header-timeout", "0.6"]);
+    let mut client = server.client();
+    client.send(b"POST /file.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 1500\r\n\r\n");
+    // 100 bytes every 100 ms: 1.5 s in all, each gap well inside the timeout.
+    for _ in 0..15 {
+        std::thread::park_timeout(Duration::from_millis(100));
+        assert!(
+            client.try_send(&[b'x'; 100]),
+            "connection closed during the body"
+        );
+    }
+    assert_eq!(client.response().status, 405);
+    assert_eq!(client.get("/file.txt").text(), FILE_TXT);
+}
