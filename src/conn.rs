@@ -425,6 +425,8 @@ impl<S: AsFd> Conn<S> {
     /// once that is sent, since what follows in the input cannot be trusted to be a request.
     fn refuse(&mut self, error: RequestError, site: &Site, ws: &mut Workspace) {
         handler::refuse(error, site, ws, &mut self.output, self.peer);
+        // Answered, if not served: it counts among the connection's requests.
+        self.served += 1;
         self.discard = None;
         self.state = State::Closing(CloseReason::BadRequest);
     }

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod connection;
+mod garbage;
 mod lint;
 mod protocol;
 mod resolver;
