@@ -50,7 +50,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Buffers of each kind a workspace keeps for reuse; more are freed.
 pub const SPARE_BUFFERS: usize = 64;
 
-/// Largest output buffer kept for reuse: a full batch plus an inline body and its head.
+/// Largest output buffer kept for reuse: a full batch plus a copied body and its head.
 /// Anything larger grew for an unusual response and is freed.
 const MAX_SPARE_OUTPUT: usize = 2 * OUTPUT_BATCH + 4096;
 
