@@ -49,7 +49,8 @@ OPTIONS:
         --workers N         worker threads [default: available cores]
         --keep-alive SECS   close a connection idle this long [default: 3]
         --header-timeout SECS
-                            answer 408 to a request head unfinished this long [default: 10]
+                            answer 408 to a request head unfinished this long, or a
+                            request body that makes no progress as long [default: 10]
         --send-timeout SECS close a response that makes no progress this long [default: 10]
         --max-connections N most connections held at once [default: 10000, fewer if the
                             descriptor limit requires]
