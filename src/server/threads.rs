@@ -244,6 +244,10 @@ fn serve(mut conn: Conn<TcpStream>, site: &Site, shared: &Shared, timeouts: Time
         reason
     };
     let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
+    // Logged before the connection leaves the table, so that the shutdown summary, printed
+    // once the table is empty, always comes after it.
+    site.log
+        .closed(&mut ws.line, ws.actor, id, peer, reason, served);
     {
         let mut live = shared.live();
         live.sockets.remove(&id);
@@ -251,8 +255,6 @@ fn serve(mut conn: Conn<TcpStream>, site: &Site, shared: &Shared, timeouts: Time
     }
     drop(conn);
     shared.ended.notify_all();
-    site.log
-        .closed(&mut ws.line, ws.actor, id, peer, reason, served);
 }
 
 /// Time left until `deadline`, at least a millisecond (a zero read timeout means none).
