@@ -238,7 +238,8 @@ impl PollLoop {
             self.expire(now);
             self.resume_accepting(now);
         }
-        self.close_all();
+        // At the end of shutdown: whatever still waits.
+        self.close_waiting(|_| true);
         Ok(self.totals)
     }
 
@@ -437,11 +438,8 @@ impl PollLoop {
         }
         if self.draining.is_some() && next != Next::Write {
             // Shutting down: only responses still being written are waited for.
-            self.slots[token].place = Place::Waiting {
-                conn,
-                wait: Wait::Idle,
-            };
-            self.close(token, CloseReason::Shutdown);
+            self.slots.remove(token);
+            self.retire(conn, CloseReason::Shutdown);
             return;
         }
         let slot = &mut self.slots[token];
@@ -539,17 +537,8 @@ impl PollLoop {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.accepting = Accepting::Closed;
-        let waiting: Vec<usize> = self
-            .slots
-            .iter()
-            .filter(
-                |(_, slot)| matches!(slot.place, Place::Waiting { wait, .. } if wait != Wait::Send),
-            )
-            .map(|(token, _)| token)
-            .collect();
-        for token in waiting {
-            self.close(token, CloseReason::Shutdown);
-        }
+        // Responses still being written get the grace period.
+        self.close_waiting(|wait| wait != Wait::Send);
         let grace = self.timeouts.grace.as_secs_f64();
         let left = self.slots.len();
         self.note(format_args!(
@@ -559,24 +548,28 @@ impl PollLoop {
 
     /// Closes a waiting connection here, without a worker.
     fn close(&mut self, token: usize, reason: CloseReason) {
-        let slot = self.slots.remove(token);
-        if let Place::Waiting { conn, .. } = slot.place {
-            self.totals.retire(&conn);
-            let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
-            drop(conn);
-            self.site
-                .log
-                .closed(&mut self.line, Actor::Poll, id, peer, reason, served);
+        if let Place::Waiting { conn, .. } = self.slots.remove(token).place {
+            self.retire(conn, reason);
         }
     }
 
-    /// At the end of shutdown: close what is still waiting. Connections still with a
-    /// worker are closed by that worker.
-    fn close_all(&mut self) {
+    /// Counts, closes and logs a connection that has left its slot.
+    fn retire(&mut self, conn: PoolConn, reason: CloseReason) {
+        self.totals.retire(&conn);
+        let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
+        drop(conn);
+        self.site
+            .log
+            .closed(&mut self.line, Actor::Poll, id, peer, reason, served);
+    }
+
+    /// Closes, for shutdown, every connection waiting here for a kind of wait that `close`
+    /// accepts. Connections still with a worker are closed by that worker.
+    fn close_waiting(&mut self, close: impl Fn(Wait) -> bool) {
         let waiting: Vec<usize> = self
             .slots
             .iter()
-            .filter(|(_, slot)| matches!(slot.place, Place::Waiting { .. }))
+            .filter(|(_, slot)| matches!(slot.place, Place::Waiting { wait, .. } if close(wait)))
             .map(|(token, _)| token)
             .collect();
         for token in waiting {
