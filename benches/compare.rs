@@ -1,13 +1,14 @@
 //! Compares poolhttpd's two threading models under the same load: `--model pool` (one mio
 //! poll thread feeding a fixed worker pool) and `--model threads` (a thread per
-//! connection).
+//! connection), and optionally nginx or another server.
 //!
 //! For every scenario and every model the bench starts a fresh release server on a free
 //! loopback port, drives it with an event-driven load generator (mio on two client threads,
 //! never a thread per connection) and samples the server's `/proc/PID/status` for its peak
-//! thread count and resident memory. Only correct responses count: status 200, the file's
-//! `Content-Length`, and the body compared with the generated file (byte for byte for the
-//! small files; length and both ends for the 2 MiB one). Scenarios:
+//! thread count and resident memory. Over the measured window it also takes the server's
+//! CPU time and context switches, per correct response. Only correct responses count: status
+//! 200, the file's `Content-Length`, and the body compared with the generated file (byte for
+//! byte for the small files; length and both ends for the 2 MiB one). Scenarios:
 //!
 //! - `small xN`: `GET /small.txt` (23 bytes) over N = 1, 16, 128, 512 keep-alive connections;
 //! - `page x128`: a 41,000-byte HTML page; `big x16`: a 2 MiB file;
@@ -20,15 +21,21 @@
 //! ```text
 //! cargo bench --bench compare                                  # 4 s per run, under 5 min
 //! POOLHTTPD_BENCH_QUICK=1 cargo bench --bench compare          # 0.3 s per run, a smoke test
+//! cargo bench --bench compare -- --nginx                       # also measure nginx
 //! cargo bench --bench compare -- --url http://127.0.0.1:8081   # also measure another server
 //! ```
 //!
-//! With `--url`, serve `target/bench/root` with the other server first; the same scenarios
-//! then also run against it. The bench prints a Markdown table on stdout and progress on
-//! stderr, and writes `target/bench/report.json` and `target/bench/report.svg`.
+//! With `--nginx`, the bench starts nginx itself (`$POOLHTTPD_BENCH_NGINX`, else `nginx` on
+//! `PATH`, else `/usr/sbin/nginx`), fresh for every scenario like the models, with as many
+//! worker processes as the pool has worker threads and the tuning in [`nginx`]; it is
+//! labelled `nginx (tuned)`. With `--url`, serve `target/bench/root` with the other server
+//! first; the same scenarios then also run against it, labelled `other`. The two options
+//! exclude each other. The bench prints a Markdown table and its notes on stdout and
+//! progress on stderr, and writes `target/bench/report.json` and `target/bench/report.svg`.
 
 use std::fs;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -129,21 +136,26 @@ fn main() {
         }
     };
     raise_descriptor_limit();
-    let timing = Timing::from_env();
     let out_dir = target_dir().join("bench");
-    let root = DocRoot::generate(&out_dir.join("root"));
-    announce(&options, &timing, &root);
+    let bench = Bench {
+        third: options.third,
+        root: DocRoot::generate(&out_dir.join("root")),
+        timing: Timing::from_env(),
+        workers: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+    };
+    announce(&bench);
 
     let started = Instant::now();
     let reports: Vec<report::ScenarioReport> = SCENARIOS
         .iter()
-        .map(|scenario| run_scenario(scenario, &options, &root, &timing))
+        .map(|scenario| run_scenario(scenario, &bench))
         .collect();
 
     println!("{}", report::table(&reports));
+    println!();
+    println!("{}", report::notes(&reports, &bench));
     let json_path = out_dir.join("report.json");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    fs::write(&json_path, report::json(&reports, &timing, cores))
+    fs::write(&json_path, report::json(&reports, &bench))
         .unwrap_or_else(|err| panic!("cannot write {}: {err}", json_path.display()));
     let svg_path = out_dir.join("report.svg");
     if let Err(err) = report::draw_chart(&svg_path, &reports) {
@@ -154,20 +166,35 @@ fn main() {
     eprintln!("[bench] wrote {}", svg_path.display());
 }
 
-fn announce(options: &Options, timing: &Timing, root: &DocRoot) {
+fn announce(bench: &Bench) {
+    let timing = &bench.timing;
     let mode = if timing.quick { "quick" } else { "full" };
     eprintln!(
-        "[bench] {mode} mode: {} scenarios, {:.1} s warm-up + {:.1} s measured per run",
+        "[bench] {mode} mode: {} scenarios, {:.1} s warm-up + {:.1} s measured per run, \
+         {} pool workers",
         SCENARIOS.len(),
         timing.warmup.as_secs_f64(),
-        timing.measure.as_secs_f64()
+        timing.measure.as_secs_f64(),
+        bench.workers
     );
-    if let Some(url) = &options.url {
-        eprintln!(
+    match &bench.third {
+        None => {}
+        Some(Third::Url(url)) => eprintln!(
             "[bench] also measuring {}: serve {} with that server",
             url.host,
-            root.dir.display()
-        );
+            bench.root.dir.display()
+        ),
+        Some(Third::Nginx(installed)) => {
+            eprintln!(
+                "[bench] also measuring {}: {} ({}), {} worker processes running as {}, fresh \
+                 per scenario",
+                nginx::LABEL,
+                installed.version,
+                installed.path.display(),
+                bench.workers,
+                nginx::workers_user_description(&bench.root.dir)
+            );
+        }
     }
 }
 
@@ -176,16 +203,25 @@ fn announce(options: &Options, timing: &Timing, root: &DocRoot) {
 
 /// What the bench's command line asks for.
 struct Options {
-    /// Another server to measure alongside the two models.
-    url: Option<Endpoint>,
+    /// A server to measure alongside the two models.
+    third: Option<Third>,
+}
+
+/// A server measured alongside the two models.
+enum Third {
+    /// Given with `--url`, already running.
+    Url(Endpoint),
+    /// Started by the bench with `--nginx`, fresh for each scenario.
+    Nginx(nginx::Installed),
 }
 
 impl Options {
-    /// Reads `--url URL` (or `--url=URL`). Anything else is ignored: `cargo bench` adds
-    /// `--bench` to a harness-less bench, and may pass filters meant for other benches.
+    /// Reads `--url URL` (or `--url=URL`) and `--nginx`, and finds nginx for `--nginx`.
+    /// Anything else is ignored: `cargo bench` adds `--bench` to a harness-less bench, and
+    /// may pass filters meant for other benches.
     fn parse(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
         let mut args = args.map(|arg| arg.to_string_lossy().into_owned());
-        let mut url = None;
+        let (mut url, mut nginx) = (None, false);
         while let Some(arg) = args.next() {
             let value = if arg == "--url" {
                 Some(
@@ -197,12 +233,30 @@ impl Options {
             };
             match value {
                 Some(value) => url = Some(Endpoint::from_url(&value)?),
+                None if arg == "--nginx" => nginx = true,
                 None if arg == "--bench" => {}
                 None => eprintln!("[bench] ignoring argument {arg:?}"),
             }
         }
-        Ok(Options { url })
+        // One third server keeps one column of each kind in the table.
+        let third = match (url, nginx) {
+            (Some(_), true) => return Err("--nginx and --url cannot be combined".to_string()),
+            (Some(url), false) => Some(Third::Url(url)),
+            (None, true) => Some(Third::Nginx(nginx::Installed::find()?)),
+            (None, false) => None,
+        };
+        Ok(Options { third })
     }
+}
+
+/// What every run of the bench shares.
+struct Bench {
+    third: Option<Third>,
+    root: DocRoot,
+    timing: Timing,
+    /// The pool's worker threads and nginx's worker processes: one per core, as the pool
+    /// would choose by itself, but given to both explicitly so that they provably match.
+    workers: NonZeroUsize,
 }
 
 /// How long each run lasts.
@@ -349,6 +403,8 @@ enum Target<'a> {
     Model(&'static str),
     /// The server given with `--url`, already running.
     External(&'a Endpoint),
+    /// A fresh nginx started by the bench.
+    Nginx(&'a nginx::Installed),
 }
 
 impl Target<'_> {
@@ -356,18 +412,14 @@ impl Target<'_> {
         match self {
             Target::Model(model) => model,
             Target::External(_) => "other",
+            Target::Nginx(_) => nginx::LABEL,
         }
     }
 }
 
-fn run_scenario(
-    scenario: &'static Scenario,
-    options: &Options,
-    root: &DocRoot,
-    timing: &Timing,
-) -> report::ScenarioReport {
+fn run_scenario(scenario: &'static Scenario, bench: &Bench) -> report::ScenarioReport {
     let run = |target: Target<'_>| {
-        let result = run_on(target, scenario, root, timing);
+        let result = run_on(target, scenario, bench);
         eprintln!(
             "[bench] {} {}: {}",
             scenario.name,
@@ -380,41 +432,82 @@ fn run_scenario(
         scenario,
         pool: run(Target::Model("pool")),
         threads: run(Target::Model("threads")),
-        other: options.url.as_ref().map(|url| run(Target::External(url))),
+        third: bench.third.as_ref().map(|third| match third {
+            Third::Url(url) => run(Target::External(url)),
+            Third::Nginx(installed) => run(Target::Nginx(installed)),
+        }),
     }
 }
 
-/// One scenario against one server: a fresh server process for a model, so that the peaks
-/// belong to this scenario alone.
-fn run_on(
-    target: Target<'_>,
-    scenario: &Scenario,
-    root: &DocRoot,
-    timing: &Timing,
-) -> report::RunResult {
+/// One scenario against one server: a fresh server process for a model or nginx, so that
+/// the peaks and counters belong to this scenario alone.
+fn run_on(target: Target<'_>, scenario: &Scenario, bench: &Bench) -> report::RunResult {
+    let label = target.label();
+    let window = bench.timing.measure;
     match target {
         Target::External(endpoint) => {
-            let tally = drive(scenario, endpoint, root, timing);
-            report::RunResult::new(&tally, timing.measure, None)
+            let (tally, ()) = drive(scenario, endpoint, bench, |_| ());
+            report::RunResult::new(label, &tally, window, None)
         }
         Target::Model(model) => {
-            let server = server::ServerProcess::start(model, &root.dir)
+            let server = server::ServerProcess::start(model, &bench.root.dir, bench.workers)
                 .unwrap_or_else(|err| panic!("cannot start poolhttpd --model {model}: {err}"));
-            let sampler = server::Sampler::start(server.pid());
-            let endpoint = Endpoint::loopback(server.port());
-            let tally = drive(scenario, &endpoint, root, timing);
-            let peaks = sampler.finish();
+            let (tally, observed) = observe(label, &[server.pid()], server.port(), scenario, bench);
             if let Err(err) = server.stop() {
                 eprintln!("[bench] poolhttpd --model {model}: {err}");
             }
-            report::RunResult::new(&tally, timing.measure, Some(peaks))
+            report::RunResult::new(label, &tally, window, Some(observed))
+        }
+        Target::Nginx(installed) => {
+            let server = nginx::Running::start(installed, &bench.root, bench.workers)
+                .unwrap_or_else(|err| panic!("cannot start nginx: {err}"));
+            let (tally, mut observed) =
+                observe(label, &server.pids(), server.port(), scenario, bench);
+            observed.config = Some(server.config().to_string());
+            if let Err(err) = server.stop() {
+                eprintln!("[bench] nginx: {err}");
+            }
+            report::RunResult::new(label, &tally, window, Some(observed))
         }
     }
 }
 
-/// Sets up the scenario's background connections, runs the measured load, and closes
-/// everything it opened.
-fn drive(scenario: &Scenario, endpoint: &Endpoint, root: &DocRoot, timing: &Timing) -> load::Tally {
+/// Runs the scenario against a server the bench started, whose processes are `pids`:
+/// samples its peaks throughout, and its CPU time and context switches at both ends of the
+/// measured window.
+fn observe(
+    label: &str,
+    pids: &[u32],
+    port: u16,
+    scenario: &Scenario,
+    bench: &Bench,
+) -> (load::Tally, report::Observed) {
+    // Attached while the server is still idle: see `usage::Meter::attach`.
+    let mut meter = usage::Meter::attach(pids);
+    let sampler = server::Sampler::start(pids.to_vec());
+    let endpoint = Endpoint::loopback(port);
+    let (tally, usage) = drive(scenario, &endpoint, bench, |window| meter.measure(window));
+    let peaks = sampler.finish();
+    let usage = usage
+        .map_err(|err| eprintln!("[bench] {label}: no CPU time or context switches: {err}"))
+        .ok();
+    let observed = report::Observed {
+        peaks,
+        usage,
+        config: None,
+    };
+    (tally, observed)
+}
+
+/// Sets up the scenario's background connections, runs the measured load while `during`
+/// runs on this thread with the measured window, and closes everything it opened.
+fn drive<T>(
+    scenario: &Scenario,
+    endpoint: &Endpoint,
+    bench: &Bench,
+    during: impl FnOnce(Range<Instant>) -> T,
+) -> (load::Tally, T) {
+    let root = &bench.root;
     let background = background::Running::start(scenario.background, endpoint, root);
     let request = endpoint.request(scenario.file, scenario.new_connections);
     let plan = load::Plan::new(
@@ -422,11 +515,12 @@ fn drive(scenario: &Scenario, endpoint: &Endpoint, root: &DocRoot, timing: &Timi
         request,
         root.expected(scenario.file),
         scenario.new_connections,
-        timing,
+        &bench.timing,
     );
-    let tally = load::run(&plan, scenario.connections);
+    let window = plan.window();
+    let result = load::run(&plan, scenario.connections, || during(window));
     background.finish();
-    tally
+    result
 }
 
 // ---------------------------------------------------------------------------------------
@@ -640,6 +734,7 @@ mod load {
     use std::fmt;
     use std::io::{self, Read, Write};
     use std::net::SocketAddr;
+    use std::ops::Range;
     use std::time::{Duration, Instant};
 
     use hdrhistogram::Histogram;
@@ -733,13 +828,13 @@ mod load {
             self.errors.values().sum()
         }
 
-        fn merge(&mut self, other: Tally) {
+        fn merge(&mut self, other: &Tally) {
             self.latency
                 .add(&other.latency)
                 .expect("histograms with the same bounds add up");
             self.responses += other.responses;
-            for (kind, count) in other.errors {
-                *self.errors.entry(kind).or_default() += count;
+            for (kind, count) in &other.errors {
+                *self.errors.entry(kind.clone()).or_default() += count;
             }
         }
     }
@@ -775,31 +870,49 @@ mod load {
                 end: measure_from + timing.measure,
             }
         }
+
+        /// The measured window: responses finishing in it are counted.
+        pub fn window(&self) -> Range<Instant> {
+            self.measure_from..self.end
+        }
     }
 
     /// Runs `connections` connections until the plan's end, shared among the client
-    /// threads, and adds up what they counted.
-    pub fn run(plan: &Plan<'_>, connections: usize) -> Tally {
+    /// threads, while `during` runs on this thread, and adds up what they counted. The
+    /// clients keep their connections open until `during` has returned, so that it can look
+    /// at the server at the end of the window before they close.
+    pub fn run<T>(plan: &Plan<'_>, connections: usize, during: impl FnOnce() -> T) -> (Tally, T) {
         let threads = CLIENT_THREADS.min(connections).max(1);
         std::thread::scope(|scope| {
-            let clients: Vec<_> = (0..threads)
+            let handles: Vec<_> = (0..threads)
                 .map(|index| {
                     // An even split, the first threads taking one more if it is uneven.
                     let share = connections / threads + usize::from(index < connections % threads);
                     std::thread::Builder::new()
                         .name(format!("client-{index}"))
-                        .spawn_scoped(scope, move || Client::new(plan, share).run())
+                        .spawn_scoped(scope, move || {
+                            let mut client = Client::new(plan, share);
+                            client.run();
+                            client
+                        })
                         .expect("spawn a client thread")
                 })
                 .collect();
+            let seen = during();
             let mut total = Tally::new();
-            for client in clients {
-                match client.join() {
-                    Ok(tally) => total.merge(tally),
+            let mut clients = Vec::with_capacity(handles.len());
+            for handle in handles {
+                match handle.join() {
+                    Ok(client) => {
+                        total.merge(&client.tally);
+                        clients.push(client);
+                    }
                     Err(_) => eprintln!("[bench] a client thread panicked"),
                 }
             }
-            total
+            // Closes every connection.
+            drop(clients);
+            (total, seen)
         })
     }
 
@@ -827,7 +940,8 @@ mod load {
             }
         }
 
-        fn run(mut self) -> Tally {
+        /// Drives the connections until the plan's end, leaving them open.
+        fn run(&mut self) {
             let mut events = Events::with_capacity(EVENT_CAPACITY);
             for slot in 0..self.slots.len() {
                 self.reopen(slot);
@@ -859,7 +973,6 @@ mod load {
                     self.drive(event.token().0);
                 }
             }
-            self.tally
         }
 
         /// The earliest of the run's end, the next stall sweep and the next reconnection.
@@ -1341,7 +1454,7 @@ mod background {
     }
 
     /// A blocking connection with every wait bounded, its request sent.
-    fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<TcpStream> {
+    pub fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<TcpStream> {
         let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -1461,6 +1574,7 @@ mod background {
 /// The server under test: its process and its resource use.
 mod server {
     use std::io::{BufRead, BufReader};
+    use std::num::NonZeroUsize;
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
     use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -1469,6 +1583,7 @@ mod server {
 
     use rustix::process::{Pid, Signal, kill_process};
 
+    use super::procfs;
     use super::{SAMPLE_INTERVAL, SERVER_KEEP_ALIVE, STARTUP_DEADLINE, STOP_DEADLINE};
 
     /// How often to look whether a stopping server has exited.
@@ -1483,13 +1598,23 @@ mod server {
     }
 
     impl ServerProcess {
-        /// Starts the release binary in `model` and waits for the port in its banner.
-        pub fn start(model: &str, root: &Path) -> Result<ServerProcess, String> {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_poolhttpd"))
+        /// Starts the release binary in `model` and waits for the port in its banner. The
+        /// pool gets `workers` worker threads.
+        pub fn start(
+            model: &str,
+            root: &Path,
+            workers: NonZeroUsize,
+        ) -> Result<ServerProcess, String> {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+            command
                 .arg("--root")
                 .arg(root)
                 .args(["--port", "0", "--bind", "127.0.0.1", "--quiet"])
-                .args(["--keep-alive", SERVER_KEEP_ALIVE, "--model", model])
+                .args(["--keep-alive", SERVER_KEEP_ALIVE, "--model", model]);
+            if model == "pool" {
+                command.arg("--workers").arg(workers.to_string());
+            }
+            let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -1595,7 +1720,7 @@ mod server {
         port.parse().ok()
     }
 
-    /// The most a server used at any sample.
+    /// The most a server used at any sample, its processes added up.
     #[derive(Debug, Default, Clone, Copy)]
     pub struct Peaks {
         pub threads: u64,
@@ -1603,40 +1728,43 @@ mod server {
     }
 
     impl Peaks {
-        /// Takes the `Threads:` and `VmRSS:` lines of a `/proc/PID/status`.
-        fn update(&mut self, status: &str) {
-            for line in status.lines() {
-                let Some((key, value)) = line.split_once(':') else {
-                    continue;
-                };
-                let number = || value.split_whitespace().next()?.parse::<u64>().ok();
-                match key {
-                    "Threads" => self.threads = self.threads.max(number().unwrap_or(0)),
-                    "VmRSS" => self.rss_kb = self.rss_kb.max(number().unwrap_or(0)),
-                    _ => {}
-                }
-            }
+        /// Keeps the highest of the `Threads:` and `VmRSS:` lines of one sample of every
+        /// process's `/proc/PID/status`, each added up over the processes.
+        fn update(&mut self, statuses: &[String]) {
+            let sum = |key| -> u64 {
+                statuses
+                    .iter()
+                    .filter_map(|status| procfs::status_value(status, key))
+                    .sum()
+            };
+            self.threads = self.threads.max(sum("Threads"));
+            self.rss_kb = self.rss_kb.max(sum("VmRSS"));
         }
     }
 
-    /// A thread that samples a process until [`Sampler::finish`].
+    /// A thread that samples a server's processes until [`Sampler::finish`].
     pub struct Sampler {
         stop: Sender<()>,
         thread: JoinHandle<Peaks>,
     }
 
     impl Sampler {
-        pub fn start(pid: u32) -> Sampler {
+        pub fn start(pids: Vec<u32>) -> Sampler {
             let (stop, stopped) = mpsc::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name("sampler".to_string())
                 .spawn(move || {
-                    let path = format!("/proc/{pid}/status");
+                    let paths: Vec<String> = pids
+                        .iter()
+                        .map(|pid| format!("/proc/{pid}/status"))
+                        .collect();
                     let mut peaks = Peaks::default();
                     loop {
-                        if let Ok(status) = std::fs::read_to_string(&path) {
-                            peaks.update(&status);
-                        }
+                        let statuses: Vec<String> = paths
+                            .iter()
+                            .filter_map(|path| std::fs::read_to_string(path).ok())
+                            .collect();
+                        peaks.update(&statuses);
                         // The stop channel doubles as the sampling clock.
                         if stopped.recv_timeout(SAMPLE_INTERVAL) != Err(RecvTimeoutError::Timeout) {
                             return peaks;
@@ -1656,6 +1784,757 @@ mod server {
 
 // ---------------------------------------------------------------------------------------
 
+/// What `/proc` says about the processes of a server under test.
+mod procfs {
+    use std::fs;
+    use std::io;
+
+    /// The fields of `/proc/PID/stat` the bench uses.
+    pub struct Stat {
+        /// `R`, `S`, `Z` (ended, not yet reaped)…
+        pub state: char,
+        pub parent: u32,
+        /// User plus system time of every thread of the process, living or ended, in clock
+        /// ticks.
+        pub cpu_ticks: u64,
+        /// When the process started, in clock ticks since boot: with the pid, it names one
+        /// process for good, even once the pid is reused.
+        pub start_ticks: u64,
+    }
+
+    pub fn stat(pid: u32) -> io::Result<Stat> {
+        let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        parse_stat(&text)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/PID/stat"))
+    }
+
+    fn parse_stat(text: &str) -> Option<Stat> {
+        // Field 2, the command name in parentheses, may itself hold spaces and parentheses.
+        let (_, rest) = text.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Numbered as in proc(5): the first field after the name is field 3.
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        Some(Stat {
+            state: fields.first()?.chars().next()?,
+            parent: u32::try_from(field(4)?).ok()?,
+            cpu_ticks: field(14)? + field(15)?,
+            start_ticks: field(22)?,
+        })
+    }
+
+    /// The thread ids of a process, in order.
+    pub fn tasks(pid: u32) -> io::Result<Vec<u32>> {
+        let mut tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        Ok(tids)
+    }
+
+    /// The living processes whose parent is `pid`, in order. Every process is looked at:
+    /// `/proc/PID/task/TID/children` needs `CONFIG_PROC_CHILDREN`, which not every kernel
+    /// has (this VM's has not).
+    pub fn children(pid: u32) -> Vec<u32> {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut children: Vec<u32> = entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&child| stat(child).is_ok_and(|s| s.parent == pid && s.state != 'Z'))
+            .collect();
+        children.sort_unstable();
+        children
+    }
+
+    /// The number on the `key:` line of a `/proc/.../status` file.
+    pub fn status_value(status: &str, key: &str) -> Option<u64> {
+        status.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            if name != key {
+                return None;
+            }
+            value.split_whitespace().next()?.parse().ok()
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// What a server spends in the measured window: its CPU time and its context switches, over
+/// every thread and process it has, including those that start or end inside the window.
+///
+/// CPU time is the user plus system time of `/proc/PID/stat`, which a process keeps for all
+/// its threads, living or ended; for nginx the master's and the workers' are added up.
+/// Context switches come from perf software counters (`PERF_COUNT_SW_CONTEXT_SWITCHES`),
+/// one opened with `inherit` on every task of the server while it is idle: a thread or
+/// process it creates later inherits its creator's counter, and the kernel adds its count
+/// to that counter when it ends, so the threads of thread per connection are all counted.
+/// Where perf is not allowed, the living threads' `/proc` counts stand in, and the threads
+/// that end inside the window are missing.
+mod usage {
+    use std::collections::HashMap;
+    use std::ops::Range;
+    use std::sync::Once;
+    use std::time::{Duration, Instant};
+
+    use perf_event::events::Software;
+    use perf_event::{Builder, Counter};
+
+    use super::procfs;
+
+    /// Listings of the server's tasks tried before giving up on perf counters. A server
+    /// still starting its threads (poolhttpd prints its banner before starting them) may
+    /// add some between two listings, and each change costs an attempt; a server at rest
+    /// settles at once.
+    const ATTACH_ATTEMPTS: usize = 20;
+
+    /// Where a context-switch count comes from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SwitchSource {
+        /// Perf counters inherited by every task the server creates.
+        Perf,
+        /// The server's living threads at both ends of the window.
+        LivingThreads,
+    }
+
+    impl SwitchSource {
+        pub fn name(self) -> &'static str {
+            match self {
+                SwitchSource::Perf => "perf",
+                SwitchSource::LivingThreads => "living threads",
+            }
+        }
+    }
+
+    /// What a server spent in the measured window.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Usage {
+        /// User plus system CPU time of all its threads and processes.
+        pub cpu: Duration,
+        /// Voluntary plus involuntary context switches.
+        pub switches: u64,
+        pub source: SwitchSource,
+    }
+
+    /// How long one clock tick of `/proc/PID/stat` is: the resolution of each CPU reading.
+    pub fn tick() -> Duration {
+        Duration::from_secs(1) / rustix::param::clock_ticks_per_second().max(1) as u32
+    }
+
+    /// Watches a server's processes from the moment it is attached.
+    pub struct Meter {
+        /// One for poolhttpd; nginx's master and workers.
+        processes: Vec<u32>,
+        /// A counter per task of the server at attach time, by task id; `None` if perf is
+        /// not allowed here.
+        counters: Option<Vec<(u32, Counter)>>,
+    }
+
+    /// One look at the server.
+    struct Reading {
+        cpu_ticks: u64,
+        /// Context switches so far, by counter (perf) or by living thread.
+        switches: HashMap<u32, u64>,
+    }
+
+    impl Meter {
+        /// Attaches to a server's processes. Call it while the server has no connection:
+        /// a thread that one of its threads creates after this inherits that thread's
+        /// counter, so the server must not create threads while the counters are opened
+        /// (see [`open_counters`]).
+        pub fn attach(processes: &[u32]) -> Meter {
+            let counters = open_counters(processes)
+                .map_err(|why| {
+                    static WARNED: Once = Once::new();
+                    WARNED.call_once(|| {
+                        eprintln!("[bench] context switches of living threads only: {why}");
+                    });
+                })
+                .ok();
+            Meter {
+                processes: processes.to_vec(),
+                counters,
+            }
+        }
+
+        /// Waits for the window's start, looks at the server, waits for its end and looks
+        /// again: what the server spent in between.
+        pub fn measure(&mut self, window: Range<Instant>) -> Result<Usage, String> {
+            wait_until(window.start);
+            let before = self.read()?;
+            wait_until(window.end);
+            let after = self.read()?;
+            let switches = after
+                .switches
+                .iter()
+                .map(|(task, &count)| {
+                    // A thread born inside the window counts from zero.
+                    count.saturating_sub(before.switches.get(task).copied().unwrap_or(0))
+                })
+                .sum();
+            let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
+            Ok(Usage {
+                cpu: tick() * u32::try_from(ticks).unwrap_or(u32::MAX),
+                switches,
+                source: if self.counters.is_some() {
+                    SwitchSource::Perf
+                } else {
+                    SwitchSource::LivingThreads
+                },
+            })
+        }
+
+        fn read(&mut self) -> Result<Reading, String> {
+            let mut cpu_ticks = 0;
+            for &pid in &self.processes {
+                let stat = procfs::stat(pid)
+                    .map_err(|err| format!("cannot read /proc/{pid}/stat: {err}"))?;
+                cpu_ticks += stat.cpu_ticks;
+            }
+            let switches = match &mut self.counters {
+                Some(counters) => counters
+                    .iter_mut()
+                    .map(|(task, counter)| {
+                        let count = counter
+                            .read()
+                            .map_err(|err| format!("cannot read the counter of {task}: {err}"))?;
+                        Ok((*task, count))
+                    })
+                    .collect::<Result<_, String>>()?,
+                None => living_switches(&self.processes),
+            };
+            Ok(Reading {
+                cpu_ticks,
+                switches,
+            })
+        }
+    }
+
+    /// Sleeps until `at`, an instant of the load's schedule.
+    fn wait_until(at: Instant) {
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    }
+
+    /// An enabled, inherited context-switch counter on every task of `processes`.
+    ///
+    /// A task created after its creator's counter is open inherits it, and would be counted
+    /// twice if it got one of its own too; one created before, but after the listing, would
+    /// get none. So the tasks are listed again once every counter is open, and only a
+    /// listing that has not changed proves that each task is counted exactly once.
+    fn open_counters(processes: &[u32]) -> Result<Vec<(u32, Counter)>, String> {
+        for _ in 0..ATTACH_ATTEMPTS {
+            let tasks = all_tasks(processes)?;
+            let mut counters = Vec::with_capacity(tasks.len());
+            for &task in &tasks {
+                match open_counter(task) {
+                    Ok(counter) => counters.push((task, counter)),
+                    // The task has ended since the listing: list again.
+                    Err(err)
+                        if err.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) =>
+                    {
+                        break;
+                    }
+                    Err(err) => return Err(format!("perf_event_open on task {task}: {err}")),
+                }
+            }
+            if counters.len() == tasks.len() && all_tasks(processes)? == tasks {
+                return Ok(counters);
+            }
+        }
+        Err(format!(
+            "the server's tasks kept changing over {ATTACH_ATTEMPTS} listings"
+        ))
+    }
+
+    fn open_counter(task: u32) -> std::io::Result<Counter> {
+        let pid = i32::try_from(task).map_err(std::io::Error::other)?;
+        let mut counter = Builder::new(Software::CONTEXT_SWITCHES)
+            .observe_pid(pid)
+            .any_cpu()
+            .inherit(true)
+            // Context switches happen in the kernel: excluding it (the crate's default)
+            // would count none.
+            .include_kernel()
+            .build()?;
+        counter.enable()?;
+        Ok(counter)
+    }
+
+    /// Every task of every process, in order.
+    fn all_tasks(processes: &[u32]) -> Result<Vec<u32>, String> {
+        let mut tasks = Vec::new();
+        for &pid in processes {
+            let listed =
+                procfs::tasks(pid).map_err(|err| format!("cannot list /proc/{pid}/task: {err}"))?;
+            tasks.extend(listed);
+        }
+        Ok(tasks)
+    }
+
+    /// Voluntary plus involuntary context switches of every living thread, by thread id.
+    fn living_switches(processes: &[u32]) -> HashMap<u32, u64> {
+        let mut switches = HashMap::new();
+        for &pid in processes {
+            for task in procfs::tasks(pid).unwrap_or_default() {
+                // A thread that ended since the listing has nothing to say.
+                let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{task}/status"))
+                else {
+                    continue;
+                };
+                let count = ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+                    .iter()
+                    .filter_map(|key| procfs::status_value(&status, key))
+                    .sum();
+                switches.insert(task, count);
+            }
+        }
+        switches
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// nginx as the third server of `--nginx`: found on this machine and started by the bench
+/// over the generated root, fresh for every scenario, with one fixed configuration in a
+/// temporary directory. Its tuning is what a careful operator would set for static files
+/// and nothing more: as many worker processes as the pool has worker threads, `sendfile`,
+/// `tcp_nopush`, `tcp_nodelay`, no access log, the same 60 s keep-alive as poolhttpd here,
+/// unlimited requests per connection and an open-file cache; the rest is what nginx needs
+/// to run from a temporary directory. `report.json` keeps each configuration it ran with.
+mod nginx {
+    use std::fs;
+    use std::io;
+    use std::net::TcpListener;
+    use std::num::NonZeroUsize;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use rustix::process::{Pid, Signal, kill_process};
+
+    use super::load::{self, Failure};
+    use super::{DocRoot, Endpoint, File, STARTUP_DEADLINE, STOP_DEADLINE, background, procfs};
+
+    /// How nginx is named in the table, the progress lines, the report and the chart.
+    pub const LABEL: &str = "nginx (tuned)";
+    /// An nginx binary to use instead of looking for one; naming a file that does not
+    /// exist shows what the bench does without nginx.
+    const BINARY_VAR: &str = "POOLHTTPD_BENCH_NGINX";
+    /// Where Debian installs nginx, which is not on every user's `PATH`.
+    const SBIN_NGINX: &str = "/usr/sbin/nginx";
+    /// Connections per worker process: room for the 5,000 idle connections and the load
+    /// on top even if they all land on one worker.
+    const WORKER_CONNECTIONS: u32 = 20_000;
+    /// Descriptors per worker process, to match: one per connection, since the few files
+    /// served stay open in the open-file cache.
+    const WORKER_RLIMIT_NOFILE: u32 = WORKER_CONNECTIONS;
+    /// Attempts at starting nginx. Its port is found free by binding and releasing it, so
+    /// another process may take it first; nginx then exits saying so and another port is
+    /// tried.
+    const START_ATTEMPTS: usize = 3;
+    /// How often to look whether nginx is ready, or has exited.
+    const POLL: Duration = Duration::from_millis(20);
+
+    /// An nginx binary and its version.
+    pub struct Installed {
+        pub path: PathBuf,
+        /// As `nginx -v` says it, like `nginx/1.22.1`.
+        pub version: String,
+    }
+
+    impl Installed {
+        /// `$POOLHTTPD_BENCH_NGINX` if set, else `nginx` on `PATH`, else `/usr/sbin/nginx`.
+        pub fn find() -> Result<Installed, String> {
+            let path = match std::env::var_os(BINARY_VAR) {
+                Some(path) => Some(PathBuf::from(path)).filter(|path| is_executable(path)),
+                None => std::env::var_os("PATH")
+                    .and_then(|dirs| {
+                        std::env::split_paths(&dirs)
+                            .map(|dir| dir.join("nginx"))
+                            .find(|path| is_executable(path))
+                    })
+                    .or_else(|| Some(PathBuf::from(SBIN_NGINX)).filter(|path| is_executable(path))),
+            };
+            let path = path.ok_or_else(|| match std::env::var_os(BINARY_VAR) {
+                Some(path) => format!(
+                    "--nginx: nginx is not installed: {BINARY_VAR} names {}, not an executable",
+                    Path::new(&path).display()
+                ),
+                None => {
+                    format!("--nginx: nginx is not installed (not on PATH, not at {SBIN_NGINX})")
+                }
+            })?;
+            let output = Command::new(&path)
+                .arg("-v")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|err| format!("--nginx: cannot run {} -v: {err}", path.display()))?;
+            // nginx prints `nginx version: nginx/1.22.1` on stderr.
+            let printed = String::from_utf8_lossy(&output.stderr);
+            let version = printed
+                .trim()
+                .strip_prefix("nginx version: ")
+                .ok_or_else(|| format!("--nginx: {} -v printed no version", path.display()))?
+                .to_string();
+            Ok(Installed { path, version })
+        }
+    }
+
+    fn is_executable(path: &Path) -> bool {
+        fs::metadata(path)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    }
+
+    /// `Some("root")` when nginx, run by root, would switch its workers to `nobody` and a
+    /// directory on the way to `root` does not let others through, so that `nobody` could
+    /// not read the files; `None` leaves the workers' user to nginx (`nobody` under root,
+    /// else the bench's own user).
+    pub fn worker_user(root: &Path) -> Option<&'static str> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let passable =
+            |dir: &Path| fs::metadata(dir).is_ok_and(|meta| meta.permissions().mode() & 0o001 != 0);
+        (!root.ancestors().all(passable)).then_some("root")
+    }
+
+    /// Who nginx's workers run as, for the progress line.
+    pub fn workers_user_description(root: &Path) -> String {
+        match worker_user(root) {
+            Some(user) => format!("{user} (others cannot reach {})", root.display()),
+            None if rustix::process::geteuid().is_root() => "nobody".to_string(),
+            None => "the bench's user".to_string(),
+        }
+    }
+
+    /// A running nginx: its master, its workers and its directory. Dropping it stops every
+    /// process of it (see [`Running::shut_down`]), so a panicking bench leaves no nginx
+    /// behind.
+    pub struct Running {
+        master: Child,
+        workers: Vec<Worker>,
+        port: u16,
+        config: String,
+        /// The configuration, pid file, logs and temporary files; removed after the
+        /// processes are gone (fields drop after `Drop::drop`).
+        dir: tempfile::TempDir,
+    }
+
+    /// A worker process, named by its pid and start time so that a reused pid is never
+    /// signalled.
+    #[derive(Debug, Clone, Copy)]
+    struct Worker {
+        pid: u32,
+        start_ticks: u64,
+    }
+
+    impl Worker {
+        fn alive(self) -> bool {
+            procfs::stat(self.pid)
+                .is_ok_and(|stat| stat.start_ticks == self.start_ticks && stat.state != 'Z')
+        }
+    }
+
+    /// Why a start failed.
+    enum StartError {
+        /// Another process took the port first.
+        PortTaken(String),
+        Failed(String),
+    }
+
+    impl Running {
+        /// Starts nginx with `workers` worker processes over `root` on a free loopback port,
+        /// and waits until every worker runs and `/small.txt` is served correctly.
+        pub fn start(
+            installed: &Installed,
+            root: &DocRoot,
+            workers: NonZeroUsize,
+        ) -> Result<Running, String> {
+            let mut attempt = 1;
+            loop {
+                match Running::start_once(installed, root, workers) {
+                    Err(StartError::PortTaken(_)) if attempt < START_ATTEMPTS => attempt += 1,
+                    Err(StartError::PortTaken(why) | StartError::Failed(why)) => return Err(why),
+                    Ok(running) => return Ok(running),
+                }
+            }
+        }
+
+        fn start_once(
+            installed: &Installed,
+            root: &DocRoot,
+            workers: NonZeroUsize,
+        ) -> Result<Running, StartError> {
+            let failed = |what: &str, err: io::Error| StartError::Failed(format!("{what}: {err}"));
+            let dir = tempfile::Builder::new()
+                .prefix("poolhttpd-bench-nginx-")
+                .tempdir()
+                .map_err(|err| failed("cannot create its directory", err))?;
+            let port = TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|listener| listener.local_addr())
+                .map_err(|err| failed("cannot find a free port", err))?
+                .port();
+            let root_dir = root
+                .dir
+                .canonicalize()
+                .map_err(|err| failed("cannot resolve the root", err))?;
+            let config = config_text(workers, port, &root_dir, dir.path(), worker_user(&root_dir))
+                .map_err(StartError::Failed)?;
+            let config_path = dir.path().join("nginx.conf");
+            fs::write(&config_path, &config)
+                .map_err(|err| failed("cannot write its configuration", err))?;
+            // Startup errors go to stderr as well as to the log: keep them for the message
+            // rather than among the bench's progress lines.
+            let stderr = fs::File::create(dir.path().join("stderr.log"))
+                .map_err(|err| failed("cannot create its stderr file", err))?;
+            let master = Command::new(&installed.path)
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(&config_path)
+                // The log nginx writes before it has read the configuration.
+                .arg("-e")
+                .arg(dir.path().join("error.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .map_err(|err| failed("cannot run it", err))?;
+            let mut running = Running {
+                master,
+                workers: Vec::new(),
+                port,
+                config,
+                dir,
+            };
+            running.wait_ready(root, workers)?;
+            Ok(running)
+        }
+
+        /// Polls until every worker runs and answers, nginx exits, or the deadline passes.
+        fn wait_ready(&mut self, root: &DocRoot, workers: NonZeroUsize) -> Result<(), StartError> {
+            let deadline = Instant::now() + STARTUP_DEADLINE;
+            loop {
+                match self.master.try_wait() {
+                    Ok(None) => {}
+                    Ok(Some(status)) => {
+                        let why = format!("it exited with {status}: {}", self.last_complaint());
+                        return Err(if why.contains("Address already in use") {
+                            StartError::PortTaken(why)
+                        } else {
+                            StartError::Failed(why)
+                        });
+                    }
+                    Err(err) => {
+                        return Err(StartError::Failed(format!("cannot wait for it: {err}")));
+                    }
+                }
+                // Known at once, so that dropping `self` kills them whatever happens next.
+                self.workers = procfs::children(self.master.id())
+                    .into_iter()
+                    .filter_map(|pid| {
+                        let start_ticks = procfs::stat(pid).ok()?.start_ticks;
+                        Some(Worker { pid, start_ticks })
+                    })
+                    .collect();
+                if self.workers.len() == workers.get() {
+                    match self.probe(root) {
+                        Ok(()) => return Ok(()),
+                        // Not listening yet.
+                        Err(Failure::Connect(_)) => {}
+                        Err(failure) => {
+                            return Err(StartError::Failed(format!(
+                                "GET /small.txt failed ({failure}): {}",
+                                self.last_complaint()
+                            )));
+                        }
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(StartError::Failed(format!(
+                        "not serving with {workers} workers within {} s: {}",
+                        STARTUP_DEADLINE.as_secs(),
+                        self.last_complaint()
+                    )));
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+
+        /// One correct response to `GET /small.txt`.
+        fn probe(&self, root: &DocRoot) -> Result<(), Failure> {
+            let endpoint = Endpoint::loopback(self.port);
+            let mut stream =
+                background::connect_and_send(endpoint.addr, &endpoint.request(File::Small, true))
+                    .map_err(|err| Failure::Connect(err.kind()))?;
+            let mut buffer = vec![0; 4096];
+            load::read_response(&mut stream, root.expected(File::Small), &mut buffer).map(drop)
+        }
+
+        /// The last line nginx logged, or printed on stderr, to explain a failure.
+        fn last_complaint(&self) -> String {
+            ["error.log", "stderr.log"]
+                .iter()
+                .filter_map(|name| fs::read_to_string(self.dir.path().join(name)).ok())
+                .find_map(|text| {
+                    text.lines()
+                        .rev()
+                        .find(|line| !line.trim().is_empty())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "nothing logged".to_string())
+        }
+
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// The master's pid and the workers'.
+        pub fn pids(&self) -> Vec<u32> {
+            std::iter::once(self.master.id())
+                .chain(self.workers.iter().map(|worker| worker.pid))
+                .collect()
+        }
+
+        /// The configuration file it runs with.
+        pub fn config(&self) -> &str {
+            &self.config
+        }
+
+        /// Stops nginx; see [`Running::shut_down`].
+        pub fn stop(mut self) -> Result<(), String> {
+            self.shut_down()
+        }
+
+        /// SIGTERM to the master (nginx's fast shutdown: it stops its workers, reaps them
+        /// and exits) and a bounded wait, then SIGKILL to whatever is left: the master
+        /// first, since it would replace a worker that dies. Does nothing once nginx is gone.
+        fn shut_down(&mut self) -> Result<(), String> {
+            let result = match self.master.try_wait() {
+                Ok(None) => self.terminate_master(),
+                _ => Ok(()),
+            };
+            let mut left = 0;
+            for worker in self.workers.iter().filter(|worker| worker.alive()) {
+                let pid = i32::try_from(worker.pid).ok().and_then(Pid::from_raw);
+                if let Some(pid) = pid
+                    && kill_process(pid, Signal::KILL).is_ok()
+                {
+                    left += 1;
+                }
+            }
+            match left {
+                0 => result,
+                left => result.and(Err(format!("{left} workers outlived the master; killed"))),
+            }
+        }
+
+        fn terminate_master(&mut self) -> Result<(), String> {
+            let deadline = Instant::now() + STOP_DEADLINE;
+            let result = match kill_process(Pid::from_child(&self.master), Signal::TERM) {
+                Err(err) => Err(format!("cannot send SIGTERM: {err}; killed")),
+                Ok(()) => loop {
+                    match self.master.try_wait() {
+                        Ok(Some(status)) if status.success() => break Ok(()),
+                        Ok(Some(status)) => break Err(format!("exited with {status}")),
+                        Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+                        Ok(None) => {
+                            break Err(format!(
+                                "still running {} s after SIGTERM; killed",
+                                STOP_DEADLINE.as_secs()
+                            ));
+                        }
+                        Err(err) => break Err(format!("cannot wait for it: {err}; killed")),
+                    }
+                },
+            };
+            if matches!(self.master.try_wait(), Ok(None)) {
+                let _ = self.master.kill();
+                let _ = self.master.wait();
+            }
+            result
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Err(err) = self.shut_down() {
+                eprintln!("[bench] nginx: {err}");
+            }
+        }
+    }
+
+    /// The configuration file: the tuning described on this module, and the paths nginx
+    /// needs to run from `dir`.
+    fn config_text(
+        workers: NonZeroUsize,
+        port: u16,
+        root: &Path,
+        dir: &Path,
+        user: Option<&str>,
+    ) -> Result<String, String> {
+        let root = quoted(root)?;
+        let path = |name: &str| quoted(&dir.join(name));
+        let (pid, error_log) = (path("nginx.pid")?, path("error.log")?);
+        let temp_paths = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+            .iter()
+            .map(|kind| {
+                Ok(format!(
+                    "    {kind}_temp_path {};\n",
+                    path(&format!("{kind}_temp"))?
+                ))
+            })
+            .collect::<Result<String, String>>()?;
+        let user = user.map_or(String::new(), |user| {
+            format!("# Others cannot reach the root, so the workers stay root.\nuser {user};\n")
+        });
+        Ok(format!(
+            "# Written by benches/compare.rs for one scenario.\n\
+             {user}\
+             worker_processes {workers};\n\
+             worker_rlimit_nofile {WORKER_RLIMIT_NOFILE};\n\
+             daemon off;\n\
+             pid {pid};\n\
+             error_log {error_log} warn;\n\
+             \n\
+             events {{\n    \
+                 worker_connections {WORKER_CONNECTIONS};\n\
+             }}\n\
+             \n\
+             http {{\n    \
+                 access_log off;\n    \
+                 sendfile on;\n    \
+                 tcp_nopush on;\n    \
+                 tcp_nodelay on;\n    \
+                 keepalive_timeout 60s;\n    \
+                 keepalive_requests 1000000;\n    \
+                 open_file_cache max=1000 inactive=20s;\n    \
+                 open_file_cache_valid 30s;\n    \
+                 default_type application/octet-stream;\n\
+             {temp_paths}\
+             \n    \
+                 server {{\n        \
+                     listen 127.0.0.1:{port};\n        \
+                     root {root};\n    \
+                 }}\n\
+             }}\n"
+        ))
+    }
+
+    /// A path as a quoted nginx string. Paths nginx would read differently (`$` starts a
+    /// variable) or that need escapes are refused.
+    fn quoted(path: &Path) -> Result<String, String> {
+        path.to_str()
+            .filter(|text| !text.contains(['"', '\\', '$']) && !text.contains(char::is_control))
+            .map(|text| format!("\"{text}\""))
+            .ok_or_else(|| format!("nginx cannot be given the path {}", path.display()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
 /// The Markdown table, the JSON report and the chart.
 mod report {
     use std::path::Path;
@@ -1670,7 +2549,8 @@ mod report {
 
     use super::load::{self, Tally};
     use super::server::Peaks;
-    use super::{Scenario, Timing};
+    use super::usage::{self, SwitchSource, Usage};
+    use super::{Bench, Scenario, Third, nginx};
 
     /// Chart size: two panels of 500 × 450 side by side.
     const SVG_SIZE: (u32, u32) = (1000, 450);
@@ -1680,6 +2560,8 @@ mod report {
 
     /// One run, summed up.
     pub struct RunResult {
+        /// The server's name in the report: `pool`, `threads`, `other`, `nginx (tuned)`.
+        pub label: &'static str,
         pub responses: u64,
         pub requests_per_s: f64,
         pub p50_ms: f64,
@@ -1688,12 +2570,26 @@ mod report {
         pub errors: u64,
         /// Error kinds and counts, for the progress line.
         error_kinds: String,
-        /// Unknown for a server that is not ours.
-        pub peaks: Option<Peaks>,
+        /// Unknown for a server that the bench did not start.
+        pub observed: Option<Observed>,
+    }
+
+    /// What the bench saw of a server it started itself.
+    pub struct Observed {
+        pub peaks: Peaks,
+        /// Over the measured window; `None` if the server could not be read at its ends.
+        pub usage: Option<Usage>,
+        /// The configuration file the bench wrote for it (nginx's).
+        pub config: Option<String>,
     }
 
     impl RunResult {
-        pub fn new(tally: &Tally, window: Duration, peaks: Option<Peaks>) -> RunResult {
+        pub fn new(
+            label: &'static str,
+            tally: &Tally,
+            window: Duration,
+            observed: Option<Observed>,
+        ) -> RunResult {
             let error_kinds = tally
                 .errors
                 .iter()
@@ -1701,6 +2597,7 @@ mod report {
                 .collect::<Vec<_>>()
                 .join(", ");
             RunResult {
+                label,
                 responses: tally.responses,
                 requests_per_s: tally.responses as f64 / window.as_secs_f64(),
                 p50_ms: load::quantile_ms(&tally.latency, 0.5),
@@ -1708,8 +2605,41 @@ mod report {
                 max_ms: load::micros_to_ms(tally.latency.max()),
                 errors: tally.error_total(),
                 error_kinds,
-                peaks,
+                observed,
             }
+        }
+
+        /// Peak threads and memory, for a server the bench started.
+        pub fn peaks(&self) -> Option<Peaks> {
+            self.observed.as_ref().map(|observed| observed.peaks)
+        }
+
+        /// What the server spent in the window, if it was measured and answered at all.
+        fn usage(&self) -> Option<Usage> {
+            let usage = self.observed.as_ref()?.usage?;
+            (self.responses > 0).then_some(usage)
+        }
+
+        /// CPU time per correct response, in microseconds.
+        fn cpu_us_per_request(&self) -> Option<f64> {
+            let usage = self.usage()?;
+            Some(usage.cpu.as_secs_f64() * 1e6 / self.responses as f64)
+        }
+
+        /// Context switches per correct response.
+        fn switches_per_request(&self) -> Option<f64> {
+            let usage = self.usage()?;
+            Some(usage.switches as f64 / self.responses as f64)
+        }
+
+        /// `csw/req` as the table shows it: marked `*` where only living threads counted.
+        fn switches_cell(&self) -> Option<String> {
+            let per_request = self.switches_per_request()?;
+            let mark = match self.usage()?.source {
+                SwitchSource::Perf => "",
+                SwitchSource::LivingThreads => "*",
+            };
+            Some(format!("{per_request:.2}{mark}"))
         }
 
         /// The progress line's text.
@@ -1726,12 +2656,15 @@ mod report {
             if self.errors > 0 {
                 text += &format!(" ({})", self.error_kinds);
             }
-            if let Some(peaks) = self.peaks {
+            if let Some(peaks) = self.peaks() {
                 text += &format!(
                     ", peak {} threads, {:.1} MiB",
                     peaks.threads,
                     mib(peaks.rss_kb)
                 );
+            }
+            if let (Some(cpu), Some(switches)) = (self.cpu_us_per_request(), self.switches_cell()) {
+                text += &format!(", {cpu:.1} µs CPU/req, {switches} csw/req");
             }
             text
         }
@@ -1756,32 +2689,39 @@ mod report {
         pub scenario: &'static Scenario,
         pub pool: RunResult,
         pub threads: RunResult,
-        pub other: Option<RunResult>,
+        /// The server given with `--url` or started with `--nginx`.
+        pub third: Option<RunResult>,
     }
 
     impl ScenarioReport {
-        fn runs(&self) -> impl Iterator<Item = (&'static str, &RunResult)> {
-            [("pool", &self.pool), ("threads", &self.threads)]
+        fn runs(&self) -> impl Iterator<Item = &RunResult> {
+            [&self.pool, &self.threads]
                 .into_iter()
-                .chain(self.other.as_ref().map(|other| ("other", other)))
+                .chain(self.third.as_ref())
         }
 
-        /// "pool / threads[ / other]" of one value per server, `-` where unknown.
+        /// "pool / threads[ / third]" of one value per server, `-` where unknown.
         fn per_server(&self, cell: impl Fn(&RunResult) -> Option<String>) -> String {
             self.runs()
-                .map(|(_, run)| cell(run).unwrap_or_else(|| "-".to_string()))
+                .map(|run| cell(run).unwrap_or_else(|| "-".to_string()))
                 .collect::<Vec<_>>()
                 .join(" / ")
         }
     }
 
+    /// The third server's label, if any report has one.
+    fn third_label(reports: &[ScenarioReport]) -> Option<&'static str> {
+        reports
+            .iter()
+            .find_map(|report| report.third.as_ref().map(|run| run.label))
+    }
+
     /// The Markdown table, its columns padded so that it also reads well as plain text.
     pub fn table(reports: &[ScenarioReport]) -> String {
-        let has_other = reports.iter().any(|report| report.other.is_some());
-        let servers = if has_other {
-            "pool / threads / other"
-        } else {
-            "pool / threads"
+        let third = third_label(reports);
+        let servers = match third {
+            Some(label) => format!("pool / threads / {label}"),
+            None => "pool / threads".to_string(),
         };
         let mut header = vec![
             "scenario".to_string(),
@@ -1793,16 +2733,18 @@ mod report {
             format!("errors {servers}"),
             format!("peak threads {servers}"),
             format!("peak RSS MiB {servers}"),
+            format!("CPU µs/req {servers}"),
+            format!("csw/req {servers}"),
         ];
-        if has_other {
-            header.extend(["other req/s".to_string(), "other p99 (ms)".to_string()]);
+        if let Some(label) = third {
+            header.extend([format!("{label} req/s"), format!("{label} p99 (ms)")]);
         }
         let mut rows = vec![header];
-        rows.extend(reports.iter().map(|report| row(report, has_other)));
+        rows.extend(reports.iter().map(|report| row(report, third.is_some())));
         render_markdown(&rows)
     }
 
-    fn row(report: &ScenarioReport, has_other: bool) -> Vec<String> {
+    fn row(report: &ScenarioReport, has_third: bool) -> Vec<String> {
         let (pool, threads) = (&report.pool, &report.threads);
         let ratio = if threads.requests_per_s > 0.0 {
             format!("{:.2}x", pool.requests_per_s / threads.requests_per_s)
@@ -1817,19 +2759,73 @@ mod report {
             pool.latencies(),
             threads.latencies(),
             report.per_server(|run| Some(run.errors.to_string())),
-            report.per_server(|run| run.peaks.map(|peaks| peaks.threads.to_string())),
-            report.per_server(|run| run.peaks.map(|peaks| format!("{:.1}", mib(peaks.rss_kb)))),
+            report.per_server(|run| run.peaks().map(|peaks| peaks.threads.to_string())),
+            report.per_server(|run| run.peaks().map(|peaks| format!("{:.1}", mib(peaks.rss_kb)))),
+            report.per_server(|run| run.cpu_us_per_request().map(|cpu| format!("{cpu:.1}"))),
+            report.per_server(RunResult::switches_cell),
         ];
-        if has_other {
-            let other = report.other.as_ref();
-            cells.push(other.map_or("-".to_string(), |run| format!("{:.0}", run.requests_per_s)));
+        if has_third {
+            let third = report.third.as_ref();
+            cells.push(third.map_or("-".to_string(), |run| format!("{:.0}", run.requests_per_s)));
             cells.push(
-                other
+                third
                     .filter(|run| run.responses > 0)
                     .map_or("-".to_string(), |run| format!("{:.2}", run.p99_ms)),
             );
         }
         cells
+    }
+
+    /// What the table's columns measure, and how, as a Markdown list.
+    pub fn notes(reports: &[ScenarioReport], bench: &Bench) -> String {
+        let tick_ms = usage::tick().as_secs_f64() * 1000.0;
+        let mut notes = vec![format!(
+            "- CPU µs/req: user + system CPU time of all the server's threads and processes \
+             (living or ended) over the measured window, from `/proc/PID/stat` in {tick_ms:.0} ms \
+             ticks, divided by the correct responses counted in that window. It includes what \
+             the idle or slow background connections cost the server."
+        )];
+        let runs = || reports.iter().flat_map(ScenarioReport::runs);
+        let sources: Vec<SwitchSource> = runs()
+            .filter_map(|run| run.usage())
+            .map(|u| u.source)
+            .collect();
+        if sources.contains(&SwitchSource::Perf) {
+            notes.push(
+                "- csw/req: voluntary + involuntary context switches over the same window, per \
+                 correct response, from perf software counters opened on every thread of the \
+                 server before the load and inherited by every thread or process it creates, so \
+                 that threads ending inside the window count too (against `getrusage`, perf \
+                 came out about 0.1 switch short per thread that ended)."
+                    .to_string(),
+            );
+        }
+        if sources.contains(&SwitchSource::LivingThreads) {
+            notes.push(
+                "- csw/req marked *: perf counters were not allowed, so only threads living at \
+                 the window's end were counted; threads that ended inside it are missing, which \
+                 undercounts thread per connection, in `new-conn` above all."
+                    .to_string(),
+            );
+        }
+        if let Some(Third::Nginx(installed)) = &bench.third {
+            notes.push(format!(
+                "- {}: {} started fresh for each scenario with {} worker processes (the pool's \
+                 worker threads); its peak threads and RSS add up the master and the workers \
+                 (memory they share counts once for each); its configuration is in report.json.",
+                nginx::LABEL,
+                installed.version,
+                bench.workers
+            ));
+        }
+        if runs().any(|run| run.observed.is_none()) {
+            notes.push(
+                "- `-`: not measured, for a server the bench did not start (`other`), or a run \
+                 without a correct response."
+                    .to_string(),
+            );
+        }
+        notes.join("\n")
     }
 
     fn render_markdown(rows: &[Vec<String>]) -> String {
@@ -1950,14 +2946,17 @@ mod report {
         out.push('"');
     }
 
-    /// `report.json`: the machine, the timing, and every run of every scenario.
-    pub fn json(reports: &[ScenarioReport], timing: &Timing, cores: usize) -> String {
+    /// `report.json`: the machine, the timing, nginx if measured, and every run of every
+    /// scenario.
+    pub fn json(reports: &[ScenarioReport], bench: &Bench) -> String {
+        let timing = &bench.timing;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let scenarios = reports
             .iter()
             .map(|report| {
                 let results = report
                     .runs()
-                    .map(|(label, run)| (label, run_json(run)))
+                    .map(|run| (run.label, run_json(run)))
                     .collect();
                 Json::Obj(vec![
                     ("name", Json::Str(report.scenario.name.to_string())),
@@ -1974,9 +2973,27 @@ mod report {
             ("quick", Json::Bool(timing.quick)),
             ("duration_s", Json::Num(timing.measure.as_secs_f64())),
             ("warmup_s", Json::Num(timing.warmup.as_secs_f64())),
+            // The pool's `--workers` and nginx's `worker_processes`.
+            ("workers", Json::Int(bench.workers.get() as u64)),
+            (
+                "cpu_tick_ms",
+                Json::Num(usage::tick().as_secs_f64() * 1000.0),
+            ),
+            ("nginx", nginx_json(bench)),
             ("scenarios", Json::Arr(scenarios)),
         ])
         .render()
+    }
+
+    fn nginx_json(bench: &Bench) -> Json {
+        match &bench.third {
+            Some(Third::Nginx(installed)) => Json::Obj(vec![
+                ("label", Json::Str(nginx::LABEL.to_string())),
+                ("binary", Json::Str(installed.path.display().to_string())),
+                ("version", Json::Str(installed.version.clone())),
+            ]),
+            _ => Json::Null,
+        }
     }
 
     fn run_json(run: &RunResult) -> Json {
@@ -1989,19 +3006,37 @@ mod report {
             }
         };
         let peak = |value: fn(&Peaks) -> u64| {
-            run.peaks
+            run.peaks()
                 .as_ref()
                 .map_or(Json::Null, |p| Json::Int(value(p)))
         };
-        Json::Obj(vec![
+        let number = |value: Option<f64>| value.map_or(Json::Null, Json::Num);
+        let usage = run.observed.as_ref().and_then(|observed| observed.usage);
+        let mut fields = vec![
             ("requests_per_s", Json::Num(run.requests_per_s)),
+            ("responses", Json::Int(run.responses)),
             ("p50_ms", latency(run.p50_ms)),
             ("p99_ms", latency(run.p99_ms)),
             ("max_ms", latency(run.max_ms)),
             ("errors", Json::Int(run.errors)),
             ("peak_threads", peak(|p| p.threads)),
             ("peak_rss_kb", peak(|p| p.rss_kb)),
-        ])
+            ("cpu_us_per_req", number(run.cpu_us_per_request())),
+            ("csw_per_req", number(run.switches_per_request())),
+            ("cpu_s", number(usage.map(|u| u.cpu.as_secs_f64()))),
+            (
+                "context_switches",
+                usage.map_or(Json::Null, |u| Json::Int(u.switches)),
+            ),
+            (
+                "context_switch_source",
+                usage.map_or(Json::Null, |u| Json::Str(u.source.name().to_string())),
+            ),
+        ];
+        if let Some(config) = run.observed.as_ref().and_then(|o| o.config.as_ref()) {
+            fields.push(("config", Json::Str(config.clone())));
+        }
+        Json::Obj(fields)
     }
 
     /// One server's `small xN` results, for the chart.
@@ -2015,7 +3050,8 @@ mod report {
     fn curves(reports: &[ScenarioReport]) -> Vec<Curve> {
         let mut curves: Vec<Curve> = Vec::new();
         for report in reports.iter().filter(|report| report.scenario.on_curve()) {
-            for (label, run) in report.runs() {
+            for run in report.runs() {
+                let label = run.label;
                 let point = (
                     report.scenario.connections as f64,
                     run.requests_per_s,
