@@ -23,6 +23,7 @@
 //! POOLHTTPD_BENCH_QUICK=1 cargo bench --bench compare          # 0.3 s per run, a smoke test
 //! cargo bench --bench compare -- --nginx                       # also measure nginx
 //! cargo bench --bench compare -- --url http://127.0.0.1:8081   # also measure another server
+//! cargo bench --bench compare -- --nginx --only x16 --only page # scenarios named so
 //! ```
 //!
 //! With `--nginx`, the bench starts nginx itself (`$POOLHTTPD_BENCH_NGINX`, else `nginx` on
@@ -137,17 +138,21 @@ fn main() {
     };
     raise_descriptor_limit();
     let out_dir = target_dir().join("bench");
+    let scenarios: Vec<&'static Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| options.only.is_empty() || options.only.iter().any(|o| s.name.contains(o)))
+        .collect();
     let bench = Bench {
         third: options.third,
         root: DocRoot::generate(&out_dir.join("root")),
         timing: Timing::from_env(),
         workers: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
     };
-    announce(&bench);
+    announce(&bench, scenarios.len());
 
     let started = Instant::now();
-    let reports: Vec<report::ScenarioReport> = SCENARIOS
-        .iter()
+    let reports: Vec<report::ScenarioReport> = scenarios
+        .into_iter()
         .map(|scenario| run_scenario(scenario, &bench))
         .collect();
 
@@ -166,13 +171,13 @@ fn main() {
     eprintln!("[bench] wrote {}", svg_path.display());
 }
 
-fn announce(bench: &Bench) {
+fn announce(bench: &Bench, scenarios: usize) {
     let timing = &bench.timing;
     let mode = if timing.quick { "quick" } else { "full" };
     eprintln!(
         "[bench] {mode} mode: {} scenarios, {:.1} s warm-up + {:.1} s measured per run, \
          {} pool workers",
-        SCENARIOS.len(),
+        scenarios,
         timing.warmup.as_secs_f64(),
         timing.measure.as_secs_f64(),
         bench.workers
@@ -205,6 +210,8 @@ fn announce(bench: &Bench) {
 struct Options {
     /// A server to measure alongside the two models.
     third: Option<Third>,
+    /// `--only TEXT` (repeatable): run only the scenarios whose names contain one of these.
+    only: Vec<String>,
 }
 
 /// A server measured alongside the two models.
@@ -221,8 +228,15 @@ impl Options {
     /// may pass filters meant for other benches.
     fn parse(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
         let mut args = args.map(|arg| arg.to_string_lossy().into_owned());
-        let (mut url, mut nginx) = (None, false);
+        let (mut url, mut nginx, mut only) = (None, false, Vec::new());
         while let Some(arg) = args.next() {
+            if arg == "--only" {
+                only.push(
+                    args.next()
+                        .ok_or("--only needs a value, like \"small x16\"")?,
+                );
+                continue;
+            }
             let value = if arg == "--url" {
                 Some(
                     args.next()
@@ -245,7 +259,7 @@ impl Options {
             (None, true) => Some(Third::Nginx(nginx::Installed::find()?)),
             (None, false) => None,
         };
-        Ok(Options { third })
+        Ok(Options { third, only })
     }
 }
 

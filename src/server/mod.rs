@@ -9,6 +9,7 @@
 pub mod deadline;
 pub mod poll;
 pub mod pool;
+pub mod spin;
 pub mod threads;
 
 use std::fmt;

@@ -19,6 +19,7 @@ use slab::Slab;
 use super::Totals;
 use super::deadline::{Deadline, DeadlineQueue};
 use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
+use super::spin::Spin;
 use crate::conn::{CloseReason, Conn, LINGER, Next};
 use crate::handler::Site;
 use crate::log::Actor;
@@ -160,6 +161,7 @@ pub struct PollLoop {
     linger: DeadlineQueue,
     totals: Totals,
     line: String,
+    spin: Spin,
 }
 
 impl PollLoop {
@@ -200,6 +202,7 @@ impl PollLoop {
             linger: DeadlineQueue::default(),
             totals: Totals::default(),
             line: String::new(),
+            spin: Spin::new(),
         })
     }
 
@@ -215,15 +218,24 @@ impl PollLoop {
             {
                 break;
             }
-            self.plan_sleep();
-            let timeout = self
-                .next_wake()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            // Spinning, the loop only looks; otherwise it sleeps until an event or the
+            // earliest deadline, having told the workers when to wake it.
+            let spinning = self.spin.spinning(now);
+            let timeout = if spinning || self.plan_sleep() > 0 {
+                // Results taken in while planning may free a slot or ask for a dispatch,
+                // and the loop acts on them before it sleeps.
+                Some(Duration::ZERO)
+            } else {
+                self.next_wake()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            };
+            let slept_from = Instant::now();
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
+            self.notifier.awake();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -233,8 +245,15 @@ impl PollLoop {
                     Token(token) => self.ready(token, Readiness::of(event)),
                 }
             }
-            self.collect_done();
+            let collected = self.collect_done();
             let now = Instant::now();
+            match (spinning, !events.is_empty() || collected > 0) {
+                (_, false) if spinning => self.spin.missed(now),
+                (true, _) => self.spin.found(),
+                (false, true) => self.spin.slept(now.saturating_duration_since(slept_from)),
+                // A deadline woke the loop: nothing says how soon work will come.
+                (false, false) => {}
+            }
             self.expire(now);
             self.resume_accepting(now);
         }
@@ -244,11 +263,11 @@ impl PollLoop {
     }
 
     /// Tells the workers which results must wake this thread, then takes in the results
-    /// already sent (see [`Notifier`] for why in this order).
-    fn plan_sleep(&mut self) {
+    /// already sent (see [`Notifier`] for why in this order); returns how many it took.
+    fn plan_sleep(&mut self) -> usize {
         let wants_all = self.draining.is_some() || self.ready_at_worker > 0;
         self.notifier.plan(wants_all, self.next_wake());
-        self.collect_done();
+        self.collect_done()
     }
 
     /// When this thread must wake by itself: the earliest deadline (perhaps a stale one,
@@ -410,9 +429,12 @@ impl PollLoop {
         }
     }
 
-    fn collect_done(&mut self) {
+    /// Takes in every result the workers have sent; returns how many there were.
+    fn collect_done(&mut self) -> usize {
         self.notifier.rearm();
+        let mut collected = 0;
         while let Ok(Done { token, outcome }) = self.done.try_recv() {
+            collected += 1;
             if let Some(Slot {
                 place: Place::AtWorker { ready: true },
                 ..
@@ -429,6 +451,7 @@ impl PollLoop {
                 Outcome::Wait(conn, next, since) => self.wait(token, conn, next, since),
             }
         }
+        collected
     }
 
     /// A connection is back from a worker and has waited for `next` since `since`.

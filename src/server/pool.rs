@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::Waker;
 use mio::net::TcpStream;
 
 use super::Totals;
+use super::spin::Spin;
 use crate::conn::{self, Conn, Next};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
@@ -72,9 +73,16 @@ pub struct Done {
 /// then reads the plan; the poll thread stores the plan, then drains the channel), all
 /// sequentially consistent, so an idle result is either seen by that drain or wakes the
 /// poll thread.
+///
+/// While the poll thread is awake (between returning from a poll and planning its next
+/// sleep) no result wakes it: it takes every result in before it sleeps. That covers the
+/// time it spends spinning (see [`super::spin`]), when waking it would only cost the
+/// workers a system call.
 #[derive(Debug)]
 pub struct Notifier {
     waker: Waker,
+    /// The poll thread has not yet planned its next sleep.
+    awake: AtomicBool,
     pending: AtomicBool,
     /// The poll thread wants every result at once (it is shutting down, or holds readiness
     /// for a connection still with a worker).
@@ -89,6 +97,7 @@ impl Notifier {
     pub fn new(waker: Waker) -> Notifier {
         Notifier {
             waker,
+            awake: AtomicBool::new(true),
             pending: AtomicBool::new(false),
             wants_all: AtomicBool::new(true),
             sleeps_until: AtomicU64::new(u64::MAX),
@@ -98,6 +107,12 @@ impl Notifier {
 
     /// Called by a worker after sending a result the poll thread needs now.
     pub fn notify(&self) {
+        // Orders the send before the loads below without relying on how the channel
+        // happens to synchronise.
+        fence(Ordering::SeqCst);
+        if self.awake.load(Ordering::SeqCst) {
+            return;
+        }
         if !self.pending.swap(true, Ordering::SeqCst) {
             // A failed wake means the poll thread is gone; the result is moot.
             let _ = self.waker.wake();
@@ -106,14 +121,22 @@ impl Notifier {
 
     /// Called by a worker after sending a connection that waits idle until `due`.
     pub fn notify_idle(&self, due: Instant) {
-        // Orders the send before the loads below without relying on how the channel
-        // happens to synchronise.
+        // As in `notify`.
         fence(Ordering::SeqCst);
+        if self.awake.load(Ordering::SeqCst) {
+            return;
+        }
         if self.wants_all.load(Ordering::SeqCst)
             || self.sleeps_until.load(Ordering::SeqCst) > self.nanos(due)
         {
             self.notify();
         }
+    }
+
+    /// Called by the poll thread as soon as a poll returns: until it plans its next sleep
+    /// it takes results in without being woken.
+    pub fn awake(&self) {
+        self.awake.store(true, Ordering::SeqCst);
     }
 
     /// Called by the poll thread before it drains the done channel.
@@ -127,6 +150,7 @@ impl Notifier {
         self.wants_all.store(wants_all, Ordering::SeqCst);
         let until = wake_at.map_or(u64::MAX, |at| self.nanos(at));
         self.sleeps_until.store(until, Ordering::SeqCst);
+        self.awake.store(false, Ordering::SeqCst);
         // Orders the stores above before the drain that follows.
         fence(Ordering::SeqCst);
     }
@@ -167,11 +191,12 @@ fn work(
 ) -> Totals {
     let mut ws = Workspace::new(Actor::Worker(id));
     let mut totals = Totals::default();
-    while let Ok(Job {
+    let mut spin = Spin::new();
+    while let Some(Job {
         token,
         mut conn,
         work,
-    }) = jobs.recv()
+    }) = next_job(jobs, &mut spin)
     {
         let next = drive(&mut conn, work, site, &mut ws);
         let outcome = match next {
@@ -206,6 +231,29 @@ fn work(
         }
     }
     totals
+}
+
+/// The next job, looked for a little before sleeping (see [`super::spin`]); `None` once
+/// the channel has closed.
+fn next_job(jobs: &Receiver<Job>, spin: &mut Spin) -> Option<Job> {
+    loop {
+        let now = Instant::now();
+        if !spin.spinning(now) {
+            break;
+        }
+        match jobs.try_recv() {
+            Ok(job) => {
+                spin.found();
+                return Some(job);
+            }
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => spin.missed(now),
+        }
+    }
+    let slept_from = Instant::now();
+    let job = jobs.recv().ok();
+    spin.slept(slept_from.elapsed());
+    job
 }
 
 /// Drives a connection as `work` asks, a panic costing the connection, never the worker.
