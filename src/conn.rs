@@ -71,6 +71,33 @@ pub enum Next {
     Close(CloseReason),
 }
 
+/// Readiness an owner has seen on a connection's socket since it last drove it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Edges {
+    /// Bytes (or the end of the stream) may be waiting to be read.
+    pub readable: bool,
+    /// The send buffer has room again.
+    pub writable: bool,
+    /// The peer hung up or the socket failed: only reading to the end tells which.
+    pub hangup: bool,
+}
+
+impl Edges {
+    /// Whether anything was seen.
+    pub fn any(self) -> bool {
+        self.readable || self.writable || self.hangup
+    }
+
+    /// What `self` and `other` saw together.
+    pub fn with(self, other: Edges) -> Edges {
+        Edges {
+            readable: self.readable || other.readable,
+            writable: self.writable || other.writable,
+            hangup: self.hangup || other.hangup,
+        }
+    }
+}
+
 /// Why a connection ended, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -158,6 +185,14 @@ pub struct Conn<S> {
     /// Blocking sockets only: return after a read that leaves a request unfinished, so the
     /// owner can shorten the read timeout to the request's deadline (see [`Conn::blocking`]).
     blocking: bool,
+    /// Non-blocking sockets only: whether the socket may hold bytes not yet read. A read
+    /// that comes back short has emptied the socket, and with edge-triggered readiness any
+    /// byte that arrives later is reported anew (see [`Conn::saw`]), so the read that
+    /// would only confirm `WouldBlock` is skipped.
+    unread: bool,
+    /// The peer's hang-up was reported: its end of stream only shows to a read that
+    /// returns nothing, so every read is tried until then.
+    hung_up: bool,
 }
 
 /// A body being discarded. Its head stays at `input[start..start + head_len]`, and body
@@ -203,7 +238,15 @@ impl<S: AsFd> Conn<S> {
             answering: None,
             bytes_sent: 0,
             blocking: false,
+            unread: true,
+            hung_up: false,
         }
+    }
+
+    /// Tells the connection what its owner saw on the socket since it last drove it.
+    pub fn saw(&mut self, edges: Edges) {
+        self.unread |= edges.readable || edges.hangup;
+        self.hung_up |= edges.hangup;
     }
 
     /// Marks the socket as blocking, with read timeouts as deadlines. A blocking read only
@@ -329,6 +372,9 @@ impl<S: AsFd> Conn<S> {
             if self.blocking && read_once && self.start < self.end {
                 return Next::Continue;
             }
+            if !self.blocking && !self.unread {
+                return Next::Read;
+            }
             match self.fill(ws) {
                 Ok(Filled::Bytes) => read_once = true,
                 Ok(Filled::Blocked) => return Next::Read,
@@ -442,6 +488,9 @@ impl<S: AsFd> Conn<S> {
             self.start = 0;
             self.end = 0;
             self.head_started = None;
+            if !self.blocking && !self.unread {
+                return Next::Linger;
+            }
             let filled = self.fill(ws);
             match filled {
                 Ok(Filled::Bytes) if self.blocking => return Next::Linger,
@@ -473,6 +522,7 @@ impl<S: AsFd> Conn<S> {
         // The parser refuses any head that fills the buffer, so there is always room here.
         debug_assert!(self.end < self.input.len());
         loop {
+            let room = self.input.len() - self.end;
             match rustix::net::recv(
                 &self.socket,
                 &mut self.input[self.end..],
@@ -480,6 +530,7 @@ impl<S: AsFd> Conn<S> {
             ) {
                 Ok((0, _)) => return Err(CloseReason::PeerClosed),
                 Ok((n, _)) => {
+                    self.unread = n == room || self.hung_up;
                     if self.end == 0 {
                         self.head_started = Some(Instant::now());
                     }
@@ -487,7 +538,10 @@ impl<S: AsFd> Conn<S> {
                     return Ok(Filled::Bytes);
                 }
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => return Ok(Filled::Blocked),
+                Err(rustix::io::Errno::AGAIN) => {
+                    self.unread = false;
+                    return Ok(Filled::Blocked);
+                }
                 Err(_) => return Err(CloseReason::PeerError),
             }
         }

@@ -20,7 +20,7 @@ use super::Totals;
 use super::deadline::{Deadline, DeadlineQueue};
 use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
 use super::spin::Spin;
-use crate::conn::{CloseReason, Conn, LINGER, Next};
+use crate::conn::{CloseReason, Conn, Edges, LINGER, Next};
 use crate::handler::Site;
 use crate::log::Actor;
 
@@ -81,9 +81,9 @@ impl Wait {
 enum Place {
     /// Here, registered with the poller, waiting until [`Slot::due`].
     Waiting { conn: PoolConn, wait: Wait },
-    /// With a worker. `ready` records readiness that arrived meanwhile, which edge
-    /// triggering would not report again.
-    AtWorker { ready: bool },
+    /// With a worker; readiness that arrives meanwhile, which edge triggering would not
+    /// report again, gathers in [`Slot::seen`].
+    AtWorker,
 }
 
 /// A connection's place in the slab.
@@ -103,22 +103,30 @@ struct Slot {
     due: Instant,
     /// Which queues hold an entry for this connection, one [`Wait::bit`] each.
     queued: u8,
+    /// Readiness reported since the connection was last handed to a worker, which goes
+    /// with it the next time; edges are reported once, so none may be dropped.
+    seen: Edges,
 }
 
-/// What a readiness event allows; an error or hang-up allows both, so that the owner
-/// finds out by trying.
-#[derive(Debug, Clone, Copy)]
-struct Readiness {
-    read: bool,
-    write: bool,
+/// What a readiness event says; an error or hang-up allows both reading and writing, so
+/// that the owner finds out by trying.
+fn edges_of(event: &mio::event::Event) -> Edges {
+    let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
+    Edges {
+        readable: event.is_readable() || failed,
+        writable: event.is_writable() || failed,
+        hangup: failed,
+    }
 }
 
-impl Readiness {
-    fn of(event: &mio::event::Event) -> Readiness {
-        let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
-        Readiness {
-            read: event.is_readable() || failed,
-            write: event.is_writable() || failed,
+impl Wait {
+    /// Whether readiness `seen` lets a connection waiting this way make progress: a
+    /// connection writing reads again only after it has written, and one reading only
+    /// writes after it has read.
+    fn satisfied_by(self, seen: Edges) -> bool {
+        match self {
+            Wait::Send => seen.writable,
+            Wait::Idle | Wait::Head | Wait::Linger => seen.readable,
         }
     }
 }
@@ -147,8 +155,8 @@ pub struct PollLoop {
     accepting: Accepting,
     /// After SIGINT/SIGTERM: when the grace period ends.
     draining: Option<Instant>,
-    /// Connections with a worker that have had readiness meanwhile; while there are any,
-    /// every result must wake this thread.
+    /// Connections with a worker that have had readiness meanwhile (their [`Slot::seen`]
+    /// is not empty); while there are any, every result must wake this thread.
     ready_at_worker: usize,
     jobs: Sender<Job>,
     done: Receiver<Done>,
@@ -242,7 +250,7 @@ impl PollLoop {
                     // Results are collected below, woken or not.
                     WAKER => {}
                     SIGNALS => self.on_signals(),
-                    Token(token) => self.ready(token, Readiness::of(event)),
+                    Token(token) => self.ready(token, edges_of(event)),
                 }
             }
             let collected = self.collect_done();
@@ -375,6 +383,7 @@ impl PollLoop {
             id,
             due,
             queued: Wait::Idle.bit(),
+            seen: Edges::default(),
         });
         self.idle.push(Deadline { at: due, token, id });
         self.site
@@ -382,47 +391,41 @@ impl PollLoop {
             .conn(&mut self.line, Actor::Poll, id, peer, format_args!("open"));
     }
 
-    /// Readiness for a connection: hand it to a worker, or remember it for when the worker
-    /// gives it back. Unknown tokens are skipped (sporadic events happen), and so is
-    /// readiness the connection is not waiting for: a connection writing reads again only
-    /// after it has written, and one reading only writes after it has read.
-    fn ready(&mut self, token: usize, readiness: Readiness) {
+    /// Readiness for a connection: remember it, and hand the connection to a worker if it
+    /// waits for what arrived. Unknown tokens are skipped (sporadic events happen).
+    fn ready(&mut self, token: usize, edges: Edges) {
         let Some(slot) = self.slots.get_mut(token) else {
             return;
         };
-        let wanted = match slot.place {
-            Place::Waiting {
-                wait: Wait::Send, ..
-            } => readiness.write,
-            Place::Waiting { .. } => readiness.read,
-            // Whatever arrives now may be what the worker hands the connection back to wait
-            // for, and edges are not reported twice.
-            Place::AtWorker { .. } => true,
-        };
-        if !wanted {
-            return;
-        }
-        match &mut slot.place {
-            Place::AtWorker { ready: false } => {
-                slot.place = Place::AtWorker { ready: true };
-                self.ready_at_worker += 1;
+        let first = !slot.seen.any();
+        slot.seen = slot.seen.with(edges);
+        match slot.place {
+            Place::AtWorker if first => self.ready_at_worker += 1,
+            Place::AtWorker => {}
+            Place::Waiting { wait, .. } if wait.satisfied_by(slot.seen) => {
+                self.dispatch(token, Work::Drive);
             }
-            Place::AtWorker { ready: true } => {}
-            Place::Waiting { .. } => self.dispatch(token, Work::Drive),
+            Place::Waiting { .. } => {}
         }
     }
 
-    /// Moves a waiting connection to the pool.
+    /// Moves a waiting connection to the pool, with the readiness seen for it.
     fn dispatch(&mut self, token: usize, work: Work) {
         let Some(slot) = self.slots.get_mut(token) else {
             return;
         };
-        let place = std::mem::replace(&mut slot.place, Place::AtWorker { ready: false });
+        let place = std::mem::replace(&mut slot.place, Place::AtWorker);
         let Place::Waiting { conn, .. } = place else {
             slot.place = place;
             return;
         };
-        if let Err(failed) = self.jobs.send(Job { token, conn, work }) {
+        let seen = std::mem::take(&mut slot.seen);
+        if let Err(failed) = self.jobs.send(Job {
+            token,
+            conn,
+            work,
+            seen,
+        }) {
             // The pool is gone: the connection closes with the job.
             self.totals.retire(&failed.0.conn);
             self.slots.remove(token);
@@ -435,10 +438,9 @@ impl PollLoop {
         let mut collected = 0;
         while let Ok(Done { token, outcome }) = self.done.try_recv() {
             collected += 1;
-            if let Some(Slot {
-                place: Place::AtWorker { ready: true },
-                ..
-            }) = self.slots.get(token)
+            if let Some(slot) = self.slots.get(token)
+                && matches!(slot.place, Place::AtWorker)
+                && slot.seen.any()
             {
                 self.ready_at_worker -= 1;
             }
@@ -466,7 +468,6 @@ impl PollLoop {
             return;
         }
         let slot = &mut self.slots[token];
-        let ready = matches!(slot.place, Place::AtWorker { ready: true });
         let wait = match next {
             Next::Write => Wait::Send,
             Next::Linger => Wait::Linger,
@@ -481,6 +482,7 @@ impl PollLoop {
             Wait::Linger => conn.lingering_since().unwrap_or(now) + LINGER,
         };
         slot.place = Place::Waiting { conn, wait };
+        let ready = wait.satisfied_by(slot.seen);
         // An entry already queued for this kind comes due no later than this wait, and
         // will be queued again at `due` when it does.
         if slot.queued & wait.bit() == 0 {

@@ -17,7 +17,7 @@ use mio::net::TcpStream;
 
 use super::Totals;
 use super::spin::Spin;
-use crate::conn::{self, Conn, Next};
+use crate::conn::{self, Conn, Edges, Next};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
@@ -40,6 +40,8 @@ pub struct Job {
     pub token: usize,
     pub conn: PoolConn,
     pub work: Work,
+    /// Readiness the poll thread saw since the connection last left a worker.
+    pub seen: Edges,
 }
 
 /// What became of a job's connection.
@@ -196,8 +198,10 @@ fn work(
         token,
         mut conn,
         work,
+        seen,
     }) = next_job(jobs, &mut spin)
     {
+        conn.saw(seen);
         let next = drive(&mut conn, work, site, &mut ws);
         let outcome = match next {
             Next::Close(reason) => {

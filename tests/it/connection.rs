@@ -180,6 +180,8 @@ crate::both_models!(
     connection_close_is_honoured,
     a_client_that_closes_its_side_still_gets_its_answer,
     many_clients_at_once_are_all_answered,
+    a_request_and_its_hang_up_are_answered_then_closed_at_once,
+    a_request_sent_while_a_response_is_blocked_is_answered,
 );
 
 /// Regression (pool): a connection's idle deadline, moved by a request, was queued again
@@ -222,4 +224,40 @@ fn keep_alive_after_a_head_in_pieces_is_the_keep_alive() {
         waited <= Duration::from_millis(2500),
         "closed after {waited:?}"
     );
+}
+
+/// Regression (pool): reads that come back short are not followed by one that would only
+/// confirm the socket is empty. A hang-up that arrived with the request would then never
+/// be read, and the connection would wait for its idle deadline.
+fn a_request_and_its_hang_up_are_answered_then_closed_at_once() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--keep-alive", "10"]);
+    for _ in 0..20 {
+        let mut client = server.client();
+        client.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+        client.shutdown_write();
+        assert_eq!(client.response().status, 200);
+        let waited = client.expect_close(Duration::from_secs(8));
+        assert!(waited < Duration::from_secs(2), "closed after {waited:?}");
+    }
+}
+
+/// Regression (pool): a request that arrives while the connection waits to write its
+/// previous response raises its readiness then, not after; it must not be lost.
+fn a_request_sent_while_a_response_is_blocked_is_answered() {
+    let root = demo_root();
+    // Far more than loopback's socket buffers hold while the client reads nothing, so the
+    // response cannot be finished before the second request arrives.
+    let big = vec![b'x'; 16 << 20];
+    std::fs::write(root.path().join("big.bin"), &big).expect("big file");
+    let server = Server::start(root.path(), &[]);
+    let mut client = server.client();
+    client.send(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n");
+    let head = client.head_response();
+    assert_eq!(head.header("content-length"), Some("16777216"));
+    client.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(client.read_body(big.len()) == big, "first body differs");
+    let second = client.response();
+    let text = std::fs::read(root.path().join("file.txt")).expect("file.txt");
+    assert_eq!((second.status, second.body), (200, text));
 }

@@ -470,6 +470,14 @@ impl Client {
         response
     }
 
+    /// Reads `len` body bytes, for a response whose head was read with
+    /// [`Client::head_response`].
+    pub fn read_body(&mut self, len: usize) -> Vec<u8> {
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).expect("body");
+        body
+    }
+
     /// Waits for the server to close the connection, returning how long that took.
     /// Fails if any byte arrives instead, or if it stays open past `limit`.
     pub fn expect_close(&mut self, limit: Duration) -> Duration {
