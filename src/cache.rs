@@ -1,32 +1,49 @@
-//! Small files, kept in memory and shared by every thread.
+//! Files kept ready to serve, shared by every thread: small files' bytes, and larger
+//! files' open descriptors.
 //!
 //! Serving a small file costs more in system calls (open, stat, read, close) than in
-//! bytes. The cache keeps the contents of files up to [`CACHE_FILE_MAX`] bytes, keyed by
-//! their path under the root; each request still checks the file with one `fstatat`, and
-//! uses the cached bytes only while the file's identity and times are exactly those the
-//! bytes were read under. Any write, rename or replacement changes the change time
-//! (`ctime`) or the inode, so stale bytes are never served. Permissions are checked on
-//! every request from that same `fstatat`.
+//! bytes, so files up to [`BYTES_MAX`] are kept in memory and copied behind their response
+//! head. Larger files are kept open and sent with `sendfile` from the page cache, which
+//! spares a copy on the way out and gives the receiver the same warm pages every time.
+//!
+//! An entry is used only while the file is the one it was made from. Either the
+//! directories on its way are watched ([`crate::watch`]) and no change has been seen since
+//! the entry was last checked, or it is checked with one `fstatat`: its identity and times
+//! must be exactly those it was made under. Any write, rename or replacement changes the
+//! change time (`ctime`) or the inode, and a chmod changes the ctime, so stale bytes are
+//! never served.
 //!
 //! The cache is the one shared, mutable structure besides the channels: a fixed number of
 //! shards, each behind its own lock held only to look up or insert, so threads rarely meet.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-/// Largest file kept. Above it, `sendfile` from the page cache beats a copy from ours.
-pub const CACHE_FILE_MAX: u64 = 64 * 1024;
+/// Largest file whose bytes are kept. Bodies this small are copied behind their head, so
+/// that a response leaves in one write (and pipelined ones in one write together); above
+/// it, `sendfile` from a kept descriptor costs less than copying.
+pub const BYTES_MAX: u64 = 16 * 1024;
 
-/// Memory the cache may hold in all. A demo site or a typical static site fits many times
-/// over; a larger site keeps its most recently added files.
+/// Memory the kept bytes may take in all. A demo site or a typical static site fits many
+/// times over; a larger site keeps its most recently added files.
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Descriptors the cache may hold open, as nginx's `open_file_cache max` bounds its own.
+/// Counted against the process's descriptor limit before connections are (see
+/// `server::RESERVED_FDS`).
+pub const CACHE_DESCRIPTORS: usize = 256;
 
 /// Locks the cache is split over, so that threads serving different files rarely wait for
 /// each other.
 const SHARDS: usize = 16;
+
+/// [`CachedFile::checked`] of an entry that must be checked with `stat` every time.
+const UNWATCHED: u64 = u64::MAX;
 
 /// What identifies one version of a file: if any of these differ, the bytes may too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,16 +68,86 @@ impl Validators {
     }
 }
 
-/// One file's contents and what a response needs to say about them.
+/// A file's body as kept.
+#[derive(Debug)]
+pub enum Contents {
+    /// The whole file, at most [`BYTES_MAX`] bytes.
+    Bytes(Box<[u8]>),
+    /// The file, open for `sendfile`, which never moves its offset: any number of
+    /// responses may send from it at once.
+    Open(Arc<File>),
+}
+
+/// One file and what a response needs to say about it.
 #[derive(Debug)]
 pub struct CachedFile {
     pub validators: Validators,
-    pub bytes: Box<[u8]>,
     pub modified: SystemTime,
     pub content_type: &'static str,
+    pub contents: Contents,
+    /// No symbolic link lay on the file's path when it was opened, so watching its
+    /// directories sees every change to it (see [`crate::watch`]).
+    pub watchable: bool,
+    /// The watch generation at which the file was last known to be this version, or
+    /// [`UNWATCHED`].
+    checked: AtomicU64,
 }
 
-/// The shared cache of small files.
+impl CachedFile {
+    /// An entry that is checked with `stat` until [`CachedFile::checked_at`] says more.
+    pub fn new(
+        validators: Validators,
+        modified: SystemTime,
+        content_type: &'static str,
+        contents: Contents,
+        watchable: bool,
+    ) -> CachedFile {
+        CachedFile {
+            validators,
+            modified,
+            content_type,
+            contents,
+            watchable,
+            checked: AtomicU64::new(UNWATCHED),
+        }
+    }
+
+    /// The file's length.
+    pub fn len(&self) -> u64 {
+        self.validators.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.validators.len == 0
+    }
+
+    /// Whether the file is known to be unchanged at watch generation `generation`.
+    pub fn current_at(&self, generation: u64) -> bool {
+        generation != UNWATCHED && self.checked.load(Ordering::SeqCst) == generation
+    }
+
+    /// The file was found to be this version, with its directories watched, by a check
+    /// that began at `generation`.
+    pub fn checked_at(&self, generation: u64) {
+        self.checked.store(generation, Ordering::SeqCst);
+    }
+
+    /// Memory the entry takes from the byte budget.
+    fn bytes(&self) -> usize {
+        match &self.contents {
+            Contents::Bytes(bytes) => bytes.len(),
+            Contents::Open(_) => 0,
+        }
+    }
+
+    /// Descriptors the entry takes from the descriptor budget.
+    fn descriptors(&self) -> usize {
+        usize::from(matches!(self.contents, Contents::Open(_)))
+    }
+}
+
+/// The shared cache, keyed by the path a request named.
 #[derive(Debug)]
 pub struct FileCache {
     shards: Vec<Mutex<Shard>>,
@@ -70,6 +157,7 @@ pub struct FileCache {
 struct Shard {
     files: HashMap<Box<[u8]>, Arc<CachedFile>>,
     bytes: usize,
+    descriptors: usize,
 }
 
 impl Default for FileCache {
@@ -86,49 +174,60 @@ impl FileCache {
         }
     }
 
-    /// The cached contents of `path`, if they were read under exactly `validators`.
-    pub fn get(&self, path: &[u8], validators: &Validators) -> Option<Arc<CachedFile>> {
-        let shard = self.shard(path);
-        let found = shard.files.get(path)?;
-        (found.validators == *validators).then(|| Arc::clone(found))
+    /// The entry for `key`, whatever version it holds.
+    pub fn get(&self, key: &[u8]) -> Option<Arc<CachedFile>> {
+        self.shard(key).files.get(key).cloned()
     }
 
-    /// Keeps `file` as the contents of `path`, replacing any older version, and returns it.
-    pub fn insert(&self, path: &[u8], file: CachedFile) -> Arc<CachedFile> {
+    /// Keeps `file` for `key`, replacing any older entry, and returns it. A file that
+    /// would not fit its shard's share of the budgets is returned without being kept.
+    pub fn insert(&self, key: &[u8], file: CachedFile) -> Arc<CachedFile> {
         let file = Arc::new(file);
-        let size = file.bytes.len() + path.len();
-        let budget = CACHE_BYTES / SHARDS;
-        if size > budget {
+        let size = file.bytes() + key.len();
+        let (byte_budget, descriptor_budget) = (CACHE_BYTES / SHARDS, CACHE_DESCRIPTORS / SHARDS);
+        if size > byte_budget || file.descriptors() > descriptor_budget {
             return file;
         }
-        let mut shard = self.shard(path);
-        if let Some(old) = shard.files.remove(path) {
-            shard.bytes -= old.bytes.len() + path.len();
+        let mut shard = self.shard(key);
+        if let Some(old) = shard.files.remove(key) {
+            shard.forget(key, &old);
         }
-        // Over budget: drop whatever the map yields first. Files are small and re-read
+        // Over budget: drop whatever the map yields first. Files are re-read or reopened
         // cheaply, so a cleverer policy would not pay for its bookkeeping.
-        while shard.bytes + size > budget {
+        while shard.bytes + size > byte_budget
+            || shard.descriptors + file.descriptors() > descriptor_budget
+        {
             let Some(victim) = shard.files.keys().next().cloned() else {
                 break;
             };
             if let Some(old) = shard.files.remove(&victim) {
-                shard.bytes -= old.bytes.len() + victim.len();
+                shard.forget(&victim, &old);
             }
         }
         shard.bytes += size;
-        shard.files.insert(path.into(), Arc::clone(&file));
+        shard.descriptors += file.descriptors();
+        shard.files.insert(key.into(), Arc::clone(&file));
         file
     }
 
-    fn shard(&self, path: &[u8]) -> MutexGuard<'_, Shard> {
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
         let mut hasher = DefaultHasher::new();
-        path.hash(&mut hasher);
+        key.hash(&mut hasher);
         let index = (hasher.finish() % SHARDS as u64) as usize;
         // A poisoned shard only means a thread panicked while holding it; every change to a
         // shard leaves it consistent, so its contents are still good.
         self.shards[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Shard {
+    /// Takes a removed entry out of the budgets. Its descriptor closes when the last
+    /// response sending from it lets go.
+    fn forget(&mut self, key: &[u8], old: &CachedFile) {
+        self.bytes -= old.bytes() + key.len();
+        self.descriptors -= old.descriptors();
     }
 }
 
@@ -148,40 +247,14 @@ mod tests {
     }
 
     fn file(ino: u64, bytes: &[u8]) -> CachedFile {
-        CachedFile {
-            validators: validators(ino, bytes.len() as u64),
-            bytes: bytes.into(),
-            modified: UNIX_EPOCH,
-            content_type: "text/plain",
-        }
-    }
-
-    #[test]
-    fn a_hit_needs_the_same_version() {
-        let cache = FileCache::new();
-        cache.insert(b"a.txt", file(7, b"hello"));
-        let same = validators(7, 5);
-        assert_eq!(
-            cache.get(b"a.txt", &same).map(|f| f.bytes.clone()),
-            Some(b"hello"[..].into())
-        );
-        let changes = [
-            Validators { ino: 8, ..same },
-            Validators { len: 6, ..same },
-            Validators {
-                mtime: (100, 6),
-                ..same
-            },
-            Validators {
-                ctime: (101, 5),
-                ..same
-            },
-            Validators { dev: 2, ..same },
-        ];
-        for changed in changes {
-            assert!(cache.get(b"a.txt", &changed).is_none(), "{changed:?}");
-        }
-        assert!(cache.get(b"b.txt", &same).is_none());
+        let contents = Contents::Bytes(bytes.into());
+        CachedFile::new(
+            validators(ino, bytes.len() as u64),
+            UNIX_EPOCH,
+            "text/plain",
+            contents,
+            true,
+        )
     }
 
     #[test]
@@ -189,23 +262,44 @@ mod tests {
         let cache = FileCache::new();
         cache.insert(b"a.txt", file(7, b"old"));
         cache.insert(b"a.txt", file(9, b"newer"));
-        assert!(cache.get(b"a.txt", &validators(7, 3)).is_none());
-        assert!(cache.get(b"a.txt", &validators(9, 5)).is_some());
+        let kept = cache.get(b"a.txt").map(|f| f.validators);
+        assert_eq!(kept, Some(validators(9, 5)));
+        assert!(cache.get(b"b.txt").is_none());
     }
 
     #[test]
-    fn the_budget_holds() {
+    fn only_the_generation_it_was_checked_at_is_current() {
+        let entry = file(1, b"x");
+        assert!(!entry.current_at(0), "a new entry is checked with stat");
+        entry.checked_at(4);
+        let table = [(3, false), (4, true), (5, false), (UNWATCHED, false)];
+        for (generation, current) in table {
+            assert_eq!(entry.current_at(generation), current, "{generation}");
+        }
+    }
+
+    #[test]
+    fn the_budgets_hold() {
         let cache = FileCache::new();
-        let big = vec![0u8; CACHE_FILE_MAX as usize];
-        for n in 0..(2 * CACHE_BYTES as u64 / CACHE_FILE_MAX) {
+        let big = vec![0u8; BYTES_MAX as usize];
+        for n in 0..(2 * CACHE_BYTES as u64 / BYTES_MAX) {
             cache.insert(format!("f{n}").as_bytes(), file(n, &big));
         }
-        let held: usize = cache
-            .shards
-            .iter()
-            .map(|shard| shard.lock().map(|s| s.bytes).unwrap_or(0))
-            .sum();
-        assert!(held <= CACHE_BYTES, "{held} bytes held");
-        assert!(held > CACHE_BYTES / 2, "{held} bytes held");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("open"), b"x").unwrap();
+        for n in 0..2 * CACHE_DESCRIPTORS {
+            let open = Arc::new(File::open(dir.path().join("open")).unwrap());
+            let entry =
+                CachedFile::new(validators(0, 1), UNIX_EPOCH, "", Contents::Open(open), true);
+            cache.insert(format!("d{n}").as_bytes(), entry);
+        }
+        let (bytes, descriptors) = cache.shards.iter().fold((0, 0), |(b, d), shard| {
+            let shard = shard.lock().unwrap();
+            (b + shard.bytes, d + shard.descriptors)
+        });
+        assert!(bytes <= CACHE_BYTES, "{bytes} bytes held");
+        assert!(bytes > CACHE_BYTES / 2, "{bytes} bytes held");
+        assert!(descriptors <= CACHE_DESCRIPTORS, "{descriptors} held");
+        assert!(descriptors > CACHE_DESCRIPTORS / 2, "{descriptors} held");
     }
 }

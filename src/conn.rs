@@ -18,13 +18,12 @@
 //!   they are empty, so a connection waiting for its next request holds no buffer at all.
 
 use std::fmt;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
+use rustix::net::{RecvFlags, SendFlags};
 
 use crate::handler::{self, Body, Site, Workspace};
 use crate::http::body::{BodyError, BodyReader};
@@ -531,6 +530,9 @@ impl<S: AsFd> Conn<S> {
                 Ok((0, _)) => return Err(CloseReason::PeerClosed),
                 Ok((n, _)) => {
                     self.unread = n == room || self.hung_up;
+                    if let Some(watcher) = &mut ws.watcher {
+                        watcher.received();
+                    }
                     if self.end == 0 {
                         self.head_started = Some(Instant::now());
                     }
@@ -553,26 +555,6 @@ impl<S: AsFd> Conn<S> {
         loop {
             let head = &self.output[self.sent..];
             let written = match &mut self.body {
-                Some(Body::Memory {
-                    contents,
-                    offset,
-                    end,
-                }) => {
-                    let parts = [
-                        IoSlice::new(head),
-                        IoSlice::new(&contents.bytes[*offset..*end]),
-                    ];
-                    let mut no_control = SendAncillaryBuffer::default();
-                    match rustix::net::sendmsg(&self.socket, &parts, &mut no_control, SEND) {
-                        Ok(n) => {
-                            let from_head = n.min(head.len());
-                            self.sent += from_head;
-                            *offset += n - from_head;
-                            Ok(n)
-                        }
-                        Err(err) => Err(err),
-                    }
-                }
                 _ if !head.is_empty() => {
                     // MSG_MORE keeps a head in the socket until the file body joins it, so
                     // the two leave in one segment even with TCP_NODELAY.
@@ -587,9 +569,9 @@ impl<S: AsFd> Conn<S> {
                     }
                     sent
                 }
-                Some(Body::File { file, offset, end }) => {
+                Some(Body { file, offset, end }) => {
                     let count = (*end - *offset).min(SENDFILE_CHUNK) as usize;
-                    match rustix::fs::sendfile(&self.socket, &*file, Some(offset), count) {
+                    match rustix::fs::sendfile(&self.socket, &**file, Some(offset), count) {
                         Ok(0) => return Err(CloseReason::FileShrank),
                         other => other,
                     }
@@ -606,12 +588,11 @@ impl<S: AsFd> Conn<S> {
                 self.output.clear();
                 self.sent = 0;
             }
-            let body_done = match &self.body {
-                Some(Body::Memory { offset, end, .. }) => offset == end,
-                Some(Body::File { offset, end, .. }) => offset == end,
-                None => false,
-            };
-            if body_done {
+            if self
+                .body
+                .as_ref()
+                .is_some_and(|body| body.offset == body.end)
+            {
                 self.body = None;
             }
         }

@@ -25,11 +25,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
-use crate::cache::{CACHE_FILE_MAX, CachedFile, FileCache, Validators};
+use crate::cache::{BYTES_MAX, CachedFile, Contents, FileCache, Validators};
 use crate::http::Status;
+use crate::watch::{Watch, Watcher};
 
 /// The file served for a directory.
 pub const INDEX_FILE: &str = "index.html";
+
+/// How files are opened for reading. O_NONBLOCK: should the path have become a FIFO since
+/// it was checked, opening it must still not wait for a writer.
+const READ: OFlags = OFlags::RDONLY
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY);
 
 /// The one dot-directory that is served: RFC 8615 well-known URIs.
 const WELL_KNOWN: &[u8] = b".well-known";
@@ -214,23 +222,11 @@ impl OpenError {
     }
 }
 
-/// A regular file, open and allowed to be served.
-#[derive(Debug)]
-pub struct ServedFile {
-    pub file: File,
-    pub len: u64,
-    pub modified: SystemTime,
-    /// Guessed from the served name's extension (the index file's for a directory).
-    pub content_type: &'static str,
-}
-
 /// The outcome of looking up a safe path.
 #[derive(Debug)]
 pub enum Lookup {
-    /// A file to send from its descriptor (larger than [`CACHE_FILE_MAX`]).
-    File(ServedFile),
-    /// A small file's contents, from the cache or just read.
-    Cached(Arc<CachedFile>),
+    /// A regular file allowed to be served: from the cache, or opened just now.
+    File(Arc<CachedFile>),
     /// A directory named without its trailing slash.
     Redirect,
 }
@@ -241,6 +237,15 @@ pub enum Lookup {
 /// unchanged for this long will get a later time from any change.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
+/// The cache of a root, with what decides when its entries may be trusted.
+#[derive(Debug)]
+struct Cache {
+    files: FileCache,
+    /// A file changed less than this long ago is served but not kept.
+    racy_window: Duration,
+    watch: Arc<Watch>,
+}
+
 /// The document root, held open so that every lookup resolves beneath it.
 #[derive(Debug)]
 pub struct DocRoot {
@@ -248,8 +253,7 @@ pub struct DocRoot {
     path: PathBuf,
     /// Set when the kernel lacks `openat2`; lookups then check canonical paths instead.
     no_openat2: AtomicBool,
-    /// Small files' contents, with the window within which a changed file is not kept.
-    cache: Option<(FileCache, Duration)>,
+    cache: Option<Cache>,
 }
 
 impl DocRoot {
@@ -270,82 +274,175 @@ impl DocRoot {
         })
     }
 
-    /// Keeps small files in memory (see [`crate::cache`]); a file changed less than
-    /// `racy_window` ago is served but not kept.
-    pub fn with_cache(mut self, racy_window: Duration) -> DocRoot {
-        self.cache = Some((FileCache::new(), racy_window));
+    /// Keeps files ready to serve (see [`crate::cache`]), each checked with `stat` before
+    /// it is used; a file changed less than `racy_window` ago is served but not kept.
+    pub fn with_cache(self, racy_window: Duration) -> DocRoot {
+        self.with_watched_cache(racy_window, 0)
+    }
+
+    /// Like [`DocRoot::with_cache`], and watches the directories of cached files for
+    /// `watchers` threads (see [`crate::watch`]), whose lookups then need no `stat` for
+    /// files unchanged since they were last checked.
+    pub fn with_watched_cache(mut self, racy_window: Duration, watchers: usize) -> DocRoot {
+        let watch = if watchers == 0 {
+            Watch::none()
+        } else {
+            Watch::new(&self.dir, watchers)
+        };
+        self.cache = Some(Cache {
+            files: FileCache::new(),
+            racy_window,
+            watch: Arc::new(watch),
+        });
         self
     }
 
-    /// Opens what a safe path names. `scratch` names a directory's index.
+    /// The change watcher of thread `index` (below the count given to
+    /// [`DocRoot::with_watched_cache`]), if watching is on for it.
+    pub fn watcher(&self, index: usize) -> Option<Watcher> {
+        self.cache.as_ref()?.watch.watcher(index)
+    }
+
+    /// Opens what a safe path names. `scratch` holds the cache key and names a directory's
+    /// index; `watcher` is the calling thread's, if it has one.
     ///
-    /// The type and permissions are checked with `fstatat` before anything is opened, so a
-    /// FIFO, socket or device is never opened for reading. Only a regular, world-readable
-    /// file is then opened with `openat2(RESOLVE_BENEATH)`, the kernel's own guarantee that
-    /// the path stays under the root, and checked again through the open descriptor (the
-    /// path may have changed in between). Refusals that `fstatat` alone would answer with a
-    /// different status for paths outside the root (a missing file behind an outward
-    /// symlink, a directory to redirect to) are confirmed beneath the root first, so the
-    /// answers reveal nothing about what lies outside.
-    pub fn lookup(&self, safe: &SafePath<'_>, scratch: &mut Vec<u8>) -> Result<Lookup, OpenError> {
-        let mut path = safe.relative;
-        let mut meta = self.stat(path)?;
-        if meta.kind == FileType::Directory {
-            self.confirm_beneath(path)?;
+    /// A cached file known to be unchanged since it was last checked is served at once
+    /// (see [`crate::watch`]). Otherwise the type and permissions are checked with
+    /// `fstatat` before anything is opened, so a FIFO, socket or device is never opened for
+    /// reading. Only a regular, world-readable file is then opened with
+    /// `openat2(RESOLVE_BENEATH)`, the kernel's own guarantee that the path stays under the
+    /// root, and checked again through the open descriptor (the path may have changed in
+    /// between). Refusals that `fstatat` alone would answer with a different status for
+    /// paths outside the root (a missing file behind an outward symlink, a directory to
+    /// redirect to) are confirmed beneath the root first, so the answers reveal nothing
+    /// about what lies outside.
+    pub fn lookup(
+        &self,
+        safe: &SafePath<'_>,
+        scratch: &mut Vec<u8>,
+        watcher: Option<&mut Watcher>,
+    ) -> Result<Lookup, OpenError> {
+        // The cache key is the path as the request named it, a directory with its slash;
+        // a directory's index follows it in `scratch`.
+        scratch.clear();
+        scratch.extend_from_slice(safe.relative);
+        if safe.dir_form && !safe.relative.is_empty() {
+            scratch.push(b'/');
+        }
+        let key_len = scratch.len();
+        if let (Some(cache), Some(watcher)) = (&self.cache, watcher)
+            && let Some(hit) = cache.files.get(scratch)
+            && hit.current_at(watcher.generation())
+        {
+            return Ok(Lookup::File(hit));
+        }
+        // Read before anything is checked: a change after it moves the generation on.
+        let generation = self.cache.as_ref().map(|cache| cache.watch.generation());
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.files.get(scratch));
+        // Watches go in place before the checks, so that whatever the checks miss raises
+        // an event (only for files already known to have no symlink on their way).
+        let watched = match (&self.cache, &cached) {
+            (Some(cache), Some(hit)) if hit.watchable => cache.watch.directories_of(scratch),
+            _ => false,
+        };
+        let mut meta = self.stat(safe.relative)?;
+        let served_is_index = meta.kind == FileType::Directory;
+        if served_is_index {
+            self.confirm_beneath(safe.relative)?;
             if !safe.dir_form {
                 return Ok(Lookup::Redirect);
             }
-            scratch.clear();
-            if !path.is_empty() {
-                scratch.extend_from_slice(path);
-                scratch.push(b'/');
-            }
             scratch.extend_from_slice(INDEX_FILE.as_bytes());
-            path = scratch;
-            meta = self.stat(path).map_err(|err| match err {
+            meta = self.stat(scratch).map_err(|err| match err {
                 // Without an index (and without listing) a directory is not served.
                 OpenError::NotFound => OpenError::Forbidden,
                 other => other,
             })?;
         }
         meta.servable()?;
-        if let Some((cache, _)) = &self.cache
-            && let Some(hit) = cache.get(path, &meta.validators)
+        let served: &[u8] = if served_is_index {
+            scratch
+        } else {
+            safe.relative
+        };
+        if let Some(hit) = cached
+            && hit.validators == meta.validators
         {
-            return Ok(Lookup::Cached(hit));
+            if let (true, Some(generation)) = (watched, generation) {
+                hit.checked_at(generation);
+            }
+            return Ok(Lookup::File(hit));
         }
-        let file = self.open_beneath(path)?;
+        self.open_fresh(&scratch[..key_len], served, generation)
+            .map(Lookup::File)
+    }
+
+    /// Opens the file at `served` and keeps it under `key` if it has been quiet long
+    /// enough; `generation` was read before any check of this lookup.
+    fn open_fresh(
+        &self,
+        key: &[u8],
+        served: &[u8],
+        generation: Option<u64>,
+    ) -> Result<Arc<CachedFile>, OpenError> {
+        let plain = self.open_without_symlinks(served, READ)?;
+        let watchable = plain.is_some();
+        let file = match plain {
+            Some(file) => file,
+            None => self.open_with(served, READ)?,
+        };
         let meta = Meta::of(&file)?;
         meta.servable()?;
-        let content_type = content_type_of(path);
-        if meta.len > CACHE_FILE_MAX {
-            return Ok(Lookup::File(ServedFile {
-                file,
-                len: meta.len,
-                modified: meta.modified,
-                content_type,
-            }));
-        }
-        // Bounded by CACHE_FILE_MAX, so the cast cannot truncate.
-        let mut bytes = vec![0; meta.len as usize];
-        // A file that shrank since fstat fails here: nothing has been promised yet.
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(|_| OpenError::Io)?;
-        let contents = CachedFile {
-            validators: meta.validators,
-            bytes: bytes.into_boxed_slice(),
-            modified: meta.modified,
-            content_type,
+        // Watches in place, the path must still name this very file: a change before that
+        // is seen here, any later one raises an event.
+        let watched = watchable
+            && self
+                .cache
+                .as_ref()
+                .is_some_and(|cache| cache.watch.directories_of(key))
+            && self.same_file(served, &meta.validators);
+        let contents = if meta.len <= BYTES_MAX {
+            // Bounded by BYTES_MAX, so the cast cannot truncate.
+            let mut bytes = vec![0; meta.len as usize];
+            // A file that shrank since fstat fails here: nothing has been promised yet.
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(|_| OpenError::Io)?;
+            Contents::Bytes(bytes.into_boxed_slice())
+        } else {
+            Contents::Open(Arc::new(file))
         };
-        let settled = |racy: &Duration| {
+        let entry = CachedFile::new(
+            meta.validators,
+            meta.modified,
+            content_type_of(served),
+            contents,
+            watchable,
+        );
+        if let (true, Some(generation)) = (watched, generation) {
+            entry.checked_at(generation);
+        }
+        let settled = |racy: Duration| {
             meta.changed
-                .checked_add(*racy)
+                .checked_add(racy)
                 .is_some_and(|quiet_since| quiet_since <= SystemTime::now())
         };
-        Ok(Lookup::Cached(match &self.cache {
-            Some((cache, racy)) if settled(racy) => cache.insert(path, contents),
-            _ => Arc::new(contents),
-        }))
+        Ok(match &self.cache {
+            Some(cache) if settled(cache.racy_window) => cache.files.insert(key, entry),
+            _ => Arc::new(entry),
+        })
+    }
+
+    /// Whether `relative`, resolved now without symbolic links, is the file `validators`
+    /// describe.
+    fn same_file(&self, relative: &[u8], validators: &Validators) -> bool {
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        match self.open_without_symlinks(relative, flags) {
+            Ok(Some(file)) => Meta::of(&file).is_ok_and(|meta| meta.validators == *validators),
+            _ => false,
+        }
     }
 
     /// `fstatat` beneath the root's descriptor, following symlinks. An error is confirmed
@@ -370,13 +467,22 @@ impl DocRoot {
         }
     }
 
-    fn open_beneath(&self, relative: &[u8]) -> Result<File, OpenError> {
-        // O_NONBLOCK: should the path have become a FIFO since it was checked, opening it
-        // must still not wait for a writer.
-        self.open_with(
-            relative,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-        )
+    /// Opens `relative` beneath the root if no symbolic link lies on its way: `None` if one
+    /// does, or if the kernel lacks `openat2` (which alone can tell).
+    fn open_without_symlinks(
+        &self,
+        relative: &[u8],
+        flags: OFlags,
+    ) -> Result<Option<File>, OpenError> {
+        if self.no_openat2.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        match rustix::fs::openat2(&self.dir, as_path(relative), flags, Mode::empty(), resolve) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOSYS) => Ok(None),
+            Err(err) => Err(OpenError::from_errno(err)),
+        }
     }
 
     fn open_with(&self, relative: &[u8], flags: OFlags) -> Result<File, OpenError> {
@@ -590,12 +696,46 @@ mod tests {
         }
     }
 
-    fn cached_lookup(root: &DocRoot, target: &str) -> Result<Arc<CachedFile>, OpenError> {
+    /// A root with a cache: checked with `stat` (no watcher), or watched.
+    fn cached_root(dir: &Path, watched: bool) -> (DocRoot, Option<Watcher>) {
+        let root = DocRoot::open(dir).unwrap();
+        if watched {
+            let root = root.with_watched_cache(Duration::ZERO, 1);
+            let watcher = root.watcher(0);
+            assert!(watcher.is_some(), "no inotify instance");
+            (root, watcher)
+        } else {
+            (root.with_cache(Duration::ZERO), None)
+        }
+    }
+
+    /// Looks `target` up as a request that just arrived would: the file, or `None` for a
+    /// redirect.
+    fn cached_lookup(
+        root: &DocRoot,
+        watcher: &mut Option<Watcher>,
+        target: &str,
+    ) -> Result<Option<Arc<CachedFile>>, OpenError> {
         let mut scratch = PathScratch::default();
         let safe = resolve_target(target, &mut scratch).map_err(|_| OpenError::Io)?;
-        match root.lookup(&safe, &mut Vec::new())? {
-            Lookup::Cached(contents) => Ok(contents),
-            other => panic!("{target}: {other:?}"),
+        if let Some(watcher) = watcher {
+            watcher.received();
+        }
+        match root.lookup(&safe, &mut Vec::new(), watcher.as_mut())? {
+            Lookup::File(file) => Ok(Some(file)),
+            Lookup::Redirect => Ok(None),
+        }
+    }
+
+    /// A found file's bytes.
+    fn contents(file: &CachedFile) -> Vec<u8> {
+        match &file.contents {
+            Contents::Bytes(bytes) => bytes.to_vec(),
+            Contents::Open(open) => {
+                let mut bytes = vec![0; file.len() as usize];
+                open.read_exact_at(&mut bytes, 0).unwrap();
+                bytes
+            }
         }
     }
 
@@ -605,40 +745,110 @@ mod tests {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
+    /// What a lookup should find after a change.
+    #[derive(Debug, PartialEq)]
+    enum Found {
+        Bytes(Vec<u8>),
+        Error(OpenError),
+        Redirect,
+    }
+
+    /// Every kind of change to a cached file shows on the very next lookup, whether the
+    /// cache checks with `stat` or watches, for kept bytes and kept descriptors alike, and
+    /// through a symbolic link.
     #[test]
-    fn the_cache_serves_the_current_version_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.txt");
-        write_mode(&path, b"first", 0o644);
-        let root = DocRoot::open(dir.path())
-            .unwrap()
-            .with_cache(Duration::ZERO);
-        let first = cached_lookup(&root, "/a.txt").unwrap();
-        let again = cached_lookup(&root, "/a.txt").unwrap();
-        assert!(
-            Arc::ptr_eq(&first, &again),
-            "the second lookup should be a hit"
-        );
-        // Rewritten in place, longer.
-        write_mode(&path, b"second!", 0o644);
-        assert_eq!(
-            &cached_lookup(&root, "/a.txt").unwrap().bytes[..],
-            b"second!"
-        );
-        // Replaced by another file of the same length (a new inode).
-        let other = dir.path().join("b.tmp");
-        write_mode(&other, b"third!!", 0o644);
-        std::fs::rename(&other, &path).unwrap();
-        assert_eq!(
-            &cached_lookup(&root, "/a.txt").unwrap().bytes[..],
-            b"third!!"
-        );
-        // Permissions are checked on every request, hit or not.
-        write_mode(&path, b"third!!", 0o600);
-        assert_eq!(
-            cached_lookup(&root, "/a.txt").err(),
-            Some(OpenError::Forbidden)
-        );
+    fn a_change_on_disk_shows_on_the_next_lookup() {
+        // A change, given how to make the file's contents for a word.
+        type Change = fn(&Path, &dyn Fn(&str) -> Vec<u8>);
+        let write = |d: &Path, bytes: Vec<u8>| write_mode(&d.join("d/a.txt"), &bytes, 0o644);
+        let changes: [(&str, Change, Option<&str>); 7] = [
+            (
+                "rewritten",
+                |d, of| write_mode(&d.join("d/a.txt"), &of("second!"), 0o644),
+                Some("second!"),
+            ),
+            (
+                "renamed over",
+                |d, of| {
+                    write_mode(&d.join("d/b.tmp"), &of("third"), 0o644);
+                    std::fs::rename(d.join("d/b.tmp"), d.join("d/a.txt")).unwrap();
+                },
+                Some("third"),
+            ),
+            (
+                "made private",
+                |d, of| write_mode(&d.join("d/a.txt"), &of("first"), 0o600),
+                None,
+            ),
+            (
+                "deleted",
+                |d, _| std::fs::remove_file(d.join("d/a.txt")).unwrap(),
+                None,
+            ),
+            (
+                "truncated",
+                |d, _| write_mode(&d.join("d/a.txt"), b"", 0o644),
+                Some(""),
+            ),
+            (
+                "its directory replaced",
+                |d, of| {
+                    std::fs::rename(d.join("d"), d.join("old")).unwrap();
+                    std::fs::create_dir(d.join("d")).unwrap();
+                    write_mode(&d.join("d/a.txt"), &of("fourth"), 0o644);
+                },
+                Some("fourth"),
+            ),
+            (
+                "replaced by a directory",
+                |d, _| {
+                    std::fs::remove_file(d.join("d/a.txt")).unwrap();
+                    std::fs::create_dir(d.join("d/a.txt")).unwrap();
+                },
+                None,
+            ),
+        ];
+        for watched in [false, true] {
+            for large in [false, true] {
+                // Small contents are kept as bytes, large ones as an open descriptor.
+                let of = move |word: &str| {
+                    let mut bytes = word.as_bytes().to_vec();
+                    if large && !bytes.is_empty() {
+                        bytes.resize(BYTES_MAX as usize + 1000, b'.');
+                    }
+                    bytes
+                };
+                for via_link in [false, true] {
+                    for (what, change, then) in &changes {
+                        let dir = tempfile::tempdir().unwrap();
+                        std::fs::create_dir(dir.path().join("d")).unwrap();
+                        write(dir.path(), of("first"));
+                        std::os::unix::fs::symlink("d", dir.path().join("link")).unwrap();
+                        let target = if via_link { "/link/a.txt" } else { "/d/a.txt" };
+                        let (root, mut watcher) = cached_root(dir.path(), watched);
+                        let mut find = || match cached_lookup(&root, &mut watcher, target) {
+                            Ok(Some(file)) => Found::Bytes(contents(&file)),
+                            Ok(None) => Found::Redirect,
+                            Err(err) => Found::Error(err),
+                        };
+                        let case =
+                            format!("{what} (watched {watched}, large {large}, link {via_link})");
+                        // Kept, then checked once more, so that a watched entry is trusted.
+                        for _ in 0..3 {
+                            assert_eq!(find(), Found::Bytes(of("first")), "{case}");
+                        }
+                        change(dir.path(), &of);
+                        let want = match (then, *what) {
+                            (Some(word), _) => Found::Bytes(of(word)),
+                            (None, "made private") => Found::Error(OpenError::Forbidden),
+                            (None, "deleted") => Found::Error(OpenError::NotFound),
+                            (None, _) => Found::Redirect,
+                        };
+                        assert_eq!(find(), want, "{case}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -648,12 +858,28 @@ mod tests {
         let root = DocRoot::open(dir.path())
             .unwrap()
             .with_cache(Duration::from_secs(3600));
-        let first = cached_lookup(&root, "/a.txt").unwrap();
-        let again = cached_lookup(&root, "/a.txt").unwrap();
-        assert_eq!(&again.bytes[..], b"fresh");
+        let found = || cached_lookup(&root, &mut None, "/a.txt").unwrap().unwrap();
+        let (first, again) = (found(), found());
+        assert_eq!(contents(&again), b"fresh");
         assert!(
             !Arc::ptr_eq(&first, &again),
             "a file within the racy window was kept"
         );
+    }
+
+    #[test]
+    fn an_unchanged_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        write_mode(&dir.path().join("a.txt"), b"kept", 0o644);
+        for watched in [false, true] {
+            let (root, mut watcher) = cached_root(dir.path(), watched);
+            let mut found = || {
+                cached_lookup(&root, &mut watcher, "/a.txt")
+                    .unwrap()
+                    .unwrap()
+            };
+            let (first, again) = (found(), found());
+            assert!(Arc::ptr_eq(&first, &again), "watched {watched}: not kept");
+        }
     }
 }

@@ -5,10 +5,10 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::cache::CachedFile;
-use crate::files::{self, DocRoot, Lookup, PathScratch, ServedFile};
+use crate::cache::{CachedFile, Contents};
+use crate::files::{self, DocRoot, Lookup, PathScratch};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
 use crate::http::date::DateCache;
@@ -18,6 +18,7 @@ use crate::http::request::{
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log, RequestLine};
 use crate::pages::ErrorPages;
+use crate::watch::Watcher;
 
 /// Requests served on one connection before it is closed, so that one client cannot keep
 /// a connection (and its slot) forever; nginx's `keepalive_requests` default is 1000.
@@ -50,6 +51,8 @@ pub struct Workspace {
     pub(crate) spare_inputs: Vec<Vec<u8>>,
     /// Empty write buffers for connections to borrow.
     pub(crate) spare_outputs: Vec<Vec<u8>>,
+    /// This thread's view of changes on disk, if it watches (see [`crate::watch`]).
+    pub watcher: Option<Watcher>,
 }
 
 impl Workspace {
@@ -64,56 +67,25 @@ impl Workspace {
             line: String::new(),
             spare_inputs: Vec::new(),
             spare_outputs: Vec::new(),
+            watcher: None,
         }
+    }
+
+    /// The same, for a thread that watches for changes on disk with `watcher`.
+    pub fn watching(mut self, watcher: Option<Watcher>) -> Workspace {
+        self.watcher = watcher;
+        self
     }
 }
 
-/// A body still to be sent after the head in the output buffer.
+/// A body still to be sent after the head in the output buffer: bytes `offset..end` of
+/// an open file, by `sendfile` (bodies of at most [`crate::cache::BYTES_MAX`] bytes are copied behind
+/// their head instead).
 #[derive(Debug)]
-pub enum Body {
-    /// Bytes `offset..end` of an open file, by `sendfile`.
-    File { file: File, offset: u64, end: u64 },
-    /// Bytes `offset..end` of a small file's contents, which leave with the head in one
-    /// vectored write, straight from the cache.
-    Memory {
-        contents: Arc<CachedFile>,
-        offset: usize,
-        end: usize,
-    },
-}
-
-/// Bodies up to this size are copied behind their head in the output buffer, so that
-/// pipelined responses still leave together in one write; larger ones are written from
-/// the cache with their head, in one vectored write and without a copy.
-pub const COPY_BODY_MAX: usize = 16 * 1024;
-
-/// A file to answer with: open, or its contents in memory.
-enum Representation {
-    Open(ServedFile),
-    Memory(Arc<CachedFile>),
-}
-
-impl Representation {
-    fn len(&self) -> u64 {
-        match self {
-            Representation::Open(file) => file.len,
-            Representation::Memory(contents) => contents.bytes.len() as u64,
-        }
-    }
-
-    fn modified(&self) -> SystemTime {
-        match self {
-            Representation::Open(file) => file.modified,
-            Representation::Memory(contents) => contents.modified,
-        }
-    }
-
-    fn content_type(&self) -> &'static str {
-        match self {
-            Representation::Open(file) => file.content_type,
-            Representation::Memory(contents) => contents.content_type,
-        }
-    }
+pub struct Body {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub end: u64,
 }
 
 /// What answering one request left for the connection to do.
@@ -262,12 +234,9 @@ fn serve(
         Ok(safe) => safe,
         Err(refusal) => return error(refusal.status(), head_only, site, ws, out, fate),
     };
-    let found = site.root.lookup(&safe, &mut ws.index);
+    let found = site.root.lookup(&safe, &mut ws.index, ws.watcher.as_mut());
     match found {
-        Ok(Lookup::File(file)) => send_file(req, Representation::Open(file), site, ws, out, fate),
-        Ok(Lookup::Cached(contents)) => {
-            send_file(req, Representation::Memory(contents), site, ws, out, fate)
-        }
+        Ok(Lookup::File(file)) => send_file(req, &file, site, ws, out, fate),
         Ok(Lookup::Redirect) => {
             ws.location.clear();
             ws.location.push(b'/');
@@ -285,14 +254,14 @@ fn serve(
 /// A found file: preconditions, then the whole file, one range of it, or 304/412/416.
 fn send_file(
     req: &Request<'_>,
-    file: Representation,
+    file: &CachedFile,
     site: &Site,
     ws: &mut Workspace,
     out: &mut Vec<u8>,
     fate: Fate,
 ) -> Answer {
     let head_only = req.method == Method::Head;
-    let (len, modified) = (file.len(), file.modified());
+    let (len, modified) = (file.len(), file.modified);
     let etag = ETag::new(modified, len);
     let last_modified = conditional::http_date(modified);
     match conditional::evaluate(&req.conditions, &etag, modified) {
@@ -340,7 +309,7 @@ fn send_file(
         }
     };
     let mut head = Head::new(status, fate);
-    head.content_type = Some(file.content_type());
+    head.content_type = Some(file.content_type);
     head.content_length = end - start;
     head.etag = Some(etag.as_bytes());
     head.last_modified = Some(&last_modified);
@@ -353,26 +322,17 @@ fn send_file(
     if head_only || bytes == 0 {
         return Answer::bare(status, fate);
     }
-    let body = match file {
-        Representation::Open(file) => Some(Body::File {
-            file: file.file,
+    let body = match &file.contents {
+        // In memory, so both ends are within a slice's length.
+        Contents::Bytes(bytes) => {
+            out.extend_from_slice(&bytes[start as usize..end as usize]);
+            None
+        }
+        Contents::Open(open) => Some(Body {
+            file: Arc::clone(open),
             offset: start,
             end,
         }),
-        // In memory, so both ends are within a slice's length.
-        Representation::Memory(contents) => {
-            let (offset, end) = (start as usize, end as usize);
-            if end - offset <= COPY_BODY_MAX {
-                out.extend_from_slice(&contents.bytes[offset..end]);
-                None
-            } else {
-                Some(Body::Memory {
-                    contents,
-                    offset,
-                    end,
-                })
-            }
-        }
     };
     Answer {
         status,

@@ -40,3 +40,4 @@ pub mod http;
 pub mod log;
 pub mod pages;
 pub mod server;
+pub mod watch;

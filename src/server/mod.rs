@@ -66,8 +66,10 @@ fn plain(err: &io::Error) -> String {
 }
 
 /// Descriptors kept back from connections: standard streams, the listener, epoll, the
-/// waker, the signal pipe, the document root, and headroom for the odd error page or log.
-pub const RESERVED_FDS: u64 = 64;
+/// waker, the signal pipe, the document root, and headroom for the odd error page or log;
+/// the workers' inotify instances; and the files the cache keeps open.
+pub const RESERVED_FDS: u64 =
+    64 + crate::watch::MAX_INSTANCES as u64 + crate::cache::CACHE_DESCRIPTORS as u64;
 
 /// Descriptors one connection may hold at once: its socket, and a file being sent.
 pub const FDS_PER_CONNECTION: u64 = 2;
@@ -124,8 +126,13 @@ impl Server {
     /// Opens the root, loads the error pages and binds the listener.
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
         let root = DocRoot::open(&config.root)
-            .map_err(|err| ServerError::Root(config.root.clone(), err))?
-            .with_cache(RACY_WINDOW);
+            .map_err(|err| ServerError::Root(config.root.clone(), err))?;
+        // Only pool workers watch for changes: a thread per connection would need an
+        // inotify instance per connection.
+        let root = match config.model {
+            Model::Pool => root.with_watched_cache(RACY_WINDOW, config.workers.get()),
+            Model::Threads => root.with_cache(RACY_WINDOW),
+        };
         let pages =
             ErrorPages::load(config.error_pages.as_deref()).map_err(ServerError::ErrorPages)?;
         let addr = SocketAddr::new(config.bind, config.port);

@@ -191,7 +191,7 @@ fn work(
     done: &Sender<Done>,
     notifier: &Notifier,
 ) -> Totals {
-    let mut ws = Workspace::new(Actor::Worker(id));
+    let mut ws = Workspace::new(Actor::Worker(id)).watching(site.root.watcher(id));
     let mut totals = Totals::default();
     let mut spin = Spin::new();
     while let Some(Job {

@@ -116,7 +116,13 @@ fn conventional_spellings_serve_too() {
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
 
+/// Held by the tests that need port 8080, which run concurrently in the two models.
+static PORT_8080: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn no_arguments_serves_scu_on_8080() {
+    let _port = PORT_8080
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Run from a folder holding a copy of the demo site, as a user would from a checkout.
     let work = tempfile::tempdir().expect("temporary directory");
     let site = demo_root();

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod connection;
+mod freshness;
 mod garbage;
 mod lint;
 mod protocol;

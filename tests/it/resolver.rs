@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use poolhttpd::cache::{CachedFile, Contents};
 use poolhttpd::files::{DocRoot, Lookup, PathScratch, resolve_target};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -116,24 +117,32 @@ fn tree() -> Tree {
     }
 }
 
-/// Both steps, as the handler runs them; errors become their status code.
+/// Both steps, as the handler runs them (with the first worker's watcher, if the root
+/// watches); errors become their status code.
 fn lookup(root: &DocRoot, target: &str) -> Result<Lookup, u16> {
     let mut scratch = PathScratch::default();
     let safe = resolve_target(target, &mut scratch).map_err(|err| err.status().code())?;
     let mut index = Vec::new();
-    root.lookup(&safe, &mut index)
+    root.lookup(&safe, &mut index, root.watcher(0).as_mut())
         .map_err(|err| err.status().code())
+}
+
+/// A found file's bytes.
+fn body_of(file: &CachedFile) -> Vec<u8> {
+    match &file.contents {
+        Contents::Bytes(bytes) => bytes.to_vec(),
+        Contents::Open(open) => {
+            let mut body = Vec::new();
+            (&**open).read_to_end(&mut body).expect("read the file");
+            body
+        }
+    }
 }
 
 /// `("file", body)` or `("redirect", [])`, or the refusal's status.
 fn resolve(root: &DocRoot, target: &str) -> Result<(String, Vec<u8>), u16> {
     match lookup(root, target)? {
-        Lookup::File(mut served) => {
-            let mut body = Vec::new();
-            served.file.read_to_end(&mut body).expect("read the file");
-            Ok(("file".to_string(), body))
-        }
-        Lookup::Cached(contents) => Ok(("file".to_string(), contents.bytes.to_vec())),
+        Lookup::File(file) => Ok(("file".to_string(), body_of(&file))),
         Lookup::Redirect => Ok(("redirect".to_string(), Vec::new())),
     }
 }
@@ -152,15 +161,18 @@ fn describe(got: &Result<(String, Vec<u8>), u16>) -> String {
     }
 }
 
-/// Each row against the plain root, then twice against one that caches small files (no
-/// racy window, so the second pass is served from the cache).
-fn three_passes<'t, T>(
+/// Each row against the plain root, then twice against one that caches files and checks
+/// them with `stat`, then twice against one that watches them (no racy window, so each
+/// second pass is served from the cache, the watched one without `stat`).
+fn five_passes<'t, T>(
     plain: &'t DocRoot,
     cached: &'t DocRoot,
+    watched: &'t DocRoot,
     table: &'t [T],
 ) -> impl Iterator<Item = (&'t DocRoot, &'t T)> {
     let pass = move |root: &'t DocRoot| table.iter().map(move |row| (root, row));
-    pass(plain).chain(pass(cached)).chain(pass(cached))
+    let twice = move |root: &'t DocRoot| pass(root).chain(pass(root));
+    pass(plain).chain(twice(cached)).chain(twice(watched))
 }
 
 #[test]
@@ -302,7 +314,8 @@ fn hostile_paths_table() {
     );
 
     let cached = tree.doc_root().with_cache(Duration::ZERO);
-    let runs = three_passes(&root, &cached, &table);
+    let watched = tree.doc_root().with_watched_cache(Duration::ZERO, 1);
+    let runs = five_passes(&root, &cached, &watched, &table);
     let mut failures = Vec::new();
     for (root, (target, want)) in runs {
         let got = resolve(root, target);
@@ -366,7 +379,8 @@ fn friendly_paths_table() {
         ("/a/b/inside.txt#/../../secret.txt", file("inside")),
     ];
     let cached = tree.doc_root().with_cache(Duration::ZERO);
-    let runs = three_passes(&root, &cached, &table);
+    let watched = tree.doc_root().with_watched_cache(Duration::ZERO, 1);
+    let runs = five_passes(&root, &cached, &watched, &table);
     let mut failures = Vec::new();
     for (root, (target, want)) in runs {
         let got = resolve(root, target);
@@ -454,23 +468,20 @@ fn no_piece_combination_leaves_the_root() {
                 }
             }
         }
-        if let Ok(Lookup::File(mut served)) = lookup(root, &target) {
-            // Where the kernel says the descriptor is, not where the path said.
-            let fd_link = format!("/proc/self/fd/{}", served.file.as_raw_fd());
-            let real = std::fs::read_link(&fd_link).expect("read the descriptor's link");
-            prop_assert!(
-                real.starts_with(canonical_root),
-                "{target:?} opened {}",
-                real.display()
-            );
-            let mut body = Vec::new();
-            served.file.read_to_end(&mut body).expect("read the file");
+        if let Ok(Lookup::File(file)) = lookup(root, &target) {
+            if let Contents::Open(open) = &file.contents {
+                // Where the kernel says the descriptor is, not where the path said.
+                let fd_link = format!("/proc/self/fd/{}", open.as_raw_fd());
+                let real = std::fs::read_link(&fd_link).expect("read the descriptor's link");
+                prop_assert!(
+                    real.starts_with(canonical_root),
+                    "{target:?} opened {}",
+                    real.display()
+                );
+            }
+            let body = body_of(&file);
             prop_assert!(!contains(&body, SECRET), "{target:?}: served the secret");
             prop_assert!(!contains(&body, PASSWD), "{target:?}: served /etc/passwd");
-        }
-        if let Ok(Lookup::Cached(contents)) = lookup(root, &target) {
-            prop_assert!(!contains(&contents.bytes, SECRET), "{target:?}: served the secret");
-            prop_assert!(!contains(&contents.bytes, PASSWD), "{target:?}: served /etc/passwd");
         }
     });
 }
