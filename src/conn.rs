@@ -7,9 +7,11 @@
 //! socket. Nothing about a connection is shared or locked.
 //!
 //! # Driving rules
-//! - [`Conn::drive`] reads until the socket says `WouldBlock` (readiness is edge-triggered:
-//!   an undrained socket would never be reported again), answers every complete request in
-//!   the buffer in order, and writes until done or `WouldBlock`.
+//! - [`Conn::drive`] reads until the socket is empty: until it says `WouldBlock`, or a read
+//!   comes back short (readiness is edge-triggered: an undrained socket would never be
+//!   reported again, while bytes arriving after a short read raise a new edge, which the
+//!   owner passes on with [`Conn::saw`]). It answers every complete request in the buffer
+//!   in order, and writes until done or `WouldBlock`.
 //! - It never reads while a response is unsent, so a client that does not read its
 //!   responses cannot make the server buffer more of them.
 //! - It returns what the connection waits for next: [`Next::Read`], [`Next::Write`],

@@ -15,21 +15,25 @@
 //!   [`server::pool::Done`] (waking the poll thread) or drops it, closing the socket.
 //! - Nothing else is shared but the channels, the waker (with the notifier's plan of when
 //!   the poll thread needs waking, [`server::pool::Notifier`]), read-only `Arc`s
-//!   ([`handler::Site`]: the document root, error pages and settings) and the small-file
-//!   cache, built for sharing ([`cache`]). There is no lock around a connection.
+//!   ([`handler::Site`]: the document root, error pages and settings), the file cache,
+//!   built for sharing ([`cache`]), and its change watch ([`watch`]). There is no lock
+//!   around a connection.
 //! - Workers never block on a socket: sockets are non-blocking, and a worker drives a
 //!   connection only until it must wait ([`conn::Next`]).
-//! - Readiness is edge-triggered: whoever owns a socket drains it to `WouldBlock` before it
-//!   waits; readiness that arrives while a worker holds the connection is remembered by
-//!   the poll thread and acted on when the connection comes back.
+//! - Readiness is edge-triggered: whoever owns a socket reads it until a read comes back
+//!   short (the socket is then empty, and new bytes raise a new edge) before it waits;
+//!   readiness that arrives while a worker holds the connection is remembered by the poll
+//!   thread and handed over with the connection when it next goes to a worker.
+//! - Pool threads look for work briefly before they sleep ([`server::spin`]): waking a
+//!   sleeping thread costs more than looking again.
 //!
 //! # Modules
 //! [`config`] reads the command line; [`server`] runs the poll thread ([`server::poll`])
 //! and the pool ([`server::pool`]); [`conn`] is one connection's state machine; [`handler`]
 //! decides each answer; [`http`] parses requests and writes response heads; [`files`] maps
-//! targets to files under the root with every refusal; [`cache`] keeps small files in
-//! memory; [`log`] prints who served whom. [`server::threads`] is the thread-per-connection
-//! model, kept for comparison.
+//! targets to files under the root with every refusal; [`cache`] keeps files ready to
+//! serve and [`watch`] tells it of changes on disk; [`log`] prints who served whom.
+//! [`server::threads`] is the thread-per-connection model, kept for comparison.
 
 pub mod cache;
 pub mod config;
