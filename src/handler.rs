@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cache::{CachedFile, Contents};
 use crate::files::{self, DocRoot, Lookup, PathScratch};
@@ -13,10 +13,10 @@ use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
 use crate::http::date::DateCache;
 use crate::http::request::{
-    Method, Persistence, Request, RequestError, Version, is_sub_delim, is_unreserved,
+    Method, Persistence, Request, RequestError, is_sub_delim, is_unreserved,
 };
 use crate::http::response::{ContentRange, Fate, Head};
-use crate::log::{Actor, Log, RequestLine};
+use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
 use crate::watch::Watcher;
 
@@ -38,7 +38,8 @@ pub struct Site {
 /// The target that panics a worker when fault injection is on.
 pub const FAULT_TARGET: &str = "/__poolhttpd/panic";
 
-/// One thread's reusable state: its name in the log, its date cache and its buffers.
+/// One thread's reusable state for answering: its name in the log, its date cache, its
+/// scratch buffers and its log line.
 #[derive(Debug)]
 pub struct Workspace {
     pub actor: Actor,
@@ -47,10 +48,6 @@ pub struct Workspace {
     index: Vec<u8>,
     location: Vec<u8>,
     pub line: String,
-    /// Empty read buffers for connections to borrow (see `conn`).
-    pub(crate) spare_inputs: Vec<Vec<u8>>,
-    /// Empty write buffers for connections to borrow.
-    pub(crate) spare_outputs: Vec<Vec<u8>>,
     /// This thread's view of changes on disk, if it watches (see [`crate::watch`]).
     pub watcher: Option<Watcher>,
 }
@@ -65,8 +62,6 @@ impl Workspace {
             index: Vec::new(),
             location: Vec::new(),
             line: String::new(),
-            spare_inputs: Vec::new(),
-            spare_outputs: Vec::new(),
             watcher: None,
         }
     }
@@ -92,8 +87,8 @@ pub struct Body {
 #[derive(Debug)]
 pub struct Answer {
     pub status: Status,
-    /// Body bytes promised, for the log.
-    pub bytes: u64,
+    /// Body bytes the response carries: copied behind the head, or in `body`.
+    pub body_len: u64,
     pub fate: Fate,
     pub body: Option<Body>,
 }
@@ -102,14 +97,14 @@ impl Answer {
     fn bare(status: Status, fate: Fate) -> Answer {
         Answer {
             status,
-            bytes: 0,
+            body_len: 0,
             fate,
             body: None,
         }
     }
 }
 
-/// Answers one complete request: appends the head (and any small body) to `out`, and logs.
+/// Answers one complete request: appends the head (and any small body) to `out`.
 /// `served` counts requests answered before this one on the connection.
 pub fn answer(
     req: &Request<'_>,
@@ -117,9 +112,7 @@ pub fn answer(
     ws: &mut Workspace,
     out: &mut Vec<u8>,
     served: u32,
-    peer: std::net::SocketAddr,
 ) -> Answer {
-    let started = Instant::now();
     if cfg!(debug_assertions) && site.fault_injection && req.target == FAULT_TARGET {
         panic!("fault injection: {FAULT_TARGET}");
     }
@@ -129,7 +122,7 @@ pub fn answer(
     } else {
         Fate::Close
     };
-    let answer = match req.method {
+    match req.method {
         Method::Get | Method::Head => serve(req, site, ws, out, fate),
         Method::Options => {
             let mut head = Head::new(Status::NoContent, fate);
@@ -139,49 +132,21 @@ pub fn answer(
         }
         Method::Unknown => error(Status::NotImplemented, false, site, ws, out, fate),
         _ => error(Status::MethodNotAllowed, false, site, ws, out, fate),
-    };
-    let version = match req.version {
-        Version::Http10 => "HTTP/1.0",
-        Version::Http11 => "HTTP/1.1",
-    };
-    let line = RequestLine {
-        method: req.method_token,
-        target: req.target,
-        version,
-    };
-    let took = started.elapsed();
-    site.log.request(
-        &mut ws.line,
-        ws.actor,
-        peer,
-        line,
-        answer.status.code(),
-        answer.bytes,
-        took,
-    );
-    answer
+    }
 }
 
 /// Answers a request head we refused to parse. The connection closes after it.
-pub fn refuse(
-    error: RequestError,
-    site: &Site,
-    ws: &mut Workspace,
-    out: &mut Vec<u8>,
-    peer: std::net::SocketAddr,
-) {
-    closing_error(error.status(), error.message(), site, ws, out, peer);
+pub fn refuse(error: RequestError, site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) -> Answer {
+    self::error(error.status(), false, site, ws, out, Fate::Close)
 }
 
-/// Answers a request whose head did not arrive in time.
-pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>, peer: std::net::SocketAddr) {
-    let what = "request head timed out";
-    closing_error(Status::RequestTimeout, what, site, ws, out, peer);
+/// Answers a request that did not arrive in time. The connection closes after it.
+pub fn time_out(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) -> Answer {
+    error(Status::RequestTimeout, false, site, ws, out, Fate::Close)
 }
 
 /// Answers 500 in place of a response whose handling panicked. The connection closes.
-pub fn fail(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) {
-    ws.line.clear();
+pub fn fail(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) -> Answer {
     error(
         Status::InternalServerError,
         false,
@@ -189,36 +154,7 @@ pub fn fail(site: &Site, ws: &mut Workspace, out: &mut Vec<u8>) {
         ws,
         out,
         Fate::Close,
-    );
-}
-
-/// An error page for something that is not a request we could read, logged with `what`
-/// in place of the request line; the connection closes after it.
-fn closing_error(
-    status: Status,
-    what: &'static str,
-    site: &Site,
-    ws: &mut Workspace,
-    out: &mut Vec<u8>,
-    peer: std::net::SocketAddr,
-) {
-    let started = Instant::now();
-    let bytes = error(status, false, site, ws, out, Fate::Close).bytes;
-    let line = RequestLine {
-        method: "-",
-        target: what,
-        version: "",
-    };
-    let took = started.elapsed();
-    site.log.request(
-        &mut ws.line,
-        ws.actor,
-        peer,
-        line,
-        status.code(),
-        bytes,
-        took,
-    );
+    )
 }
 
 /// GET and HEAD: the file, a redirect, or the error that stands in for them.
@@ -302,7 +238,7 @@ fn send_file(
             out.extend_from_slice(page);
             return Answer {
                 status: Status::RangeNotSatisfiable,
-                bytes: page.len() as u64,
+                body_len: page.len() as u64,
                 fate,
                 body: None,
             };
@@ -336,7 +272,7 @@ fn send_file(
     };
     Answer {
         status,
-        bytes,
+        body_len: bytes,
         fate,
         body,
     }
@@ -363,7 +299,7 @@ fn error(
     out.extend_from_slice(page);
     Answer {
         status,
-        bytes: page.len() as u64,
+        body_len: page.len() as u64,
         fate,
         body: None,
     }

@@ -63,7 +63,11 @@ impl Log {
         buf.clear();
     }
 
-    /// `[worker 2] 127.0.0.1:53412 "GET /index.html HTTP/1.1" 200 41049 0.21ms`
+    /// One response, once its last byte is written:
+    /// `[worker 2] 127.0.0.1:53412 "GET /index.html HTTP/1.1" 200 41049 0.21ms`; or once the
+    /// connection ended before that, with the body bytes that left, of how many, and why:
+    /// `[worker 2] 127.0.0.1:53412 "GET /gif.gif HTTP/1.1" 200 65536/1539977 3.10ms (reset)`.
+    /// `took` runs from the request's first byte to the response's last.
     #[allow(clippy::too_many_arguments)]
     pub fn request(
         &self,
@@ -72,17 +76,20 @@ impl Log {
         peer: SocketAddr,
         request_line: RequestLine<'_>,
         status: u16,
-        bytes: u64,
+        sent: u64,
+        ended: Option<(u64, impl fmt::Display)>,
         took: Duration,
     ) {
         if self.quiet {
             return;
         }
-        let millis = took.as_secs_f64() * 1000.0;
-        let _ = write!(
-            buf,
-            "{actor} {peer} \"{request_line}\" {status} {bytes} {millis:.2}ms"
-        );
+        let response = Response {
+            status,
+            sent,
+            ended,
+            took,
+        };
+        let _ = write!(buf, "{actor} {peer} \"{request_line}\" {response}");
         self.emit(buf);
     }
 
@@ -134,25 +141,62 @@ impl Log {
     }
 }
 
-/// A request line as logged: the method, target and version, with anything unprintable
-/// escaped so that a request cannot write control sequences to the terminal.
+/// The part of a request's line after the request line: status, bytes, time, and how it
+/// ended if it ended early.
+struct Response<W> {
+    status: u16,
+    sent: u64,
+    ended: Option<(u64, W)>,
+    took: Duration,
+}
+
+impl<W: fmt::Display> fmt::Display for Response<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.took.as_secs_f64() * 1000.0;
+        write!(f, "{} {}", self.status, self.sent)?;
+        match &self.ended {
+            None => write!(f, " {millis:.2}ms"),
+            Some((of, why)) => write!(f, "/{of} {millis:.2}ms ({why})"),
+        }
+    }
+}
+
+/// A request line as logged, with anything unprintable escaped so that a request cannot
+/// write control sequences to the terminal.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestLine<'a> {
-    pub method: &'a str,
-    pub target: &'a str,
-    pub version: &'a str,
+pub enum RequestLine<'a> {
+    /// A request's method, target and version, as sent.
+    Request {
+        method: &'a str,
+        target: &'a str,
+        version: &'a str,
+    },
+    /// Something refused before it was a request: `- what`.
+    Refused(&'a str),
+    /// A line formatted (and escaped) earlier, when the response was made.
+    Escaped(&'a str),
 }
 
 impl fmt::Display for RequestLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        escaped(f, self.method)?;
-        f.write_char(' ')?;
-        escaped(f, self.target)?;
-        if !self.version.is_empty() {
-            f.write_char(' ')?;
-            f.write_str(self.version)?;
+        match self {
+            RequestLine::Request {
+                method,
+                target,
+                version,
+            } => {
+                escaped(f, method)?;
+                f.write_char(' ')?;
+                escaped(f, target)?;
+                f.write_char(' ')?;
+                f.write_str(version)
+            }
+            RequestLine::Refused(what) => {
+                f.write_str("- ")?;
+                escaped(f, what)
+            }
+            RequestLine::Escaped(line) => f.write_str(line),
         }
-        Ok(())
     }
 }
 
@@ -173,23 +217,54 @@ mod tests {
 
     #[test]
     fn request_lines_are_escaped() {
+        let request = |method, target, version| RequestLine::Request {
+            method,
+            target,
+            version,
+        };
         let table = [
             (
-                ("GET", "/index.html", "HTTP/1.1"),
+                request("GET", "/index.html", "HTTP/1.1"),
                 "GET /index.html HTTP/1.1",
             ),
-            (("GET", "/a\"b", "HTTP/1.0"), "GET /a\\x22b HTTP/1.0"),
-            (("GET", "/\u{1b}[2J", "HTTP/1.1"), "GET /\\x1b[2J HTTP/1.1"),
-            (("GET", "/é", "HTTP/1.1"), "GET /\\xc3\\xa9 HTTP/1.1"),
-            (("-", "-", ""), "- -"),
+            (request("GET", "/a\"b", "HTTP/1.0"), "GET /a\\x22b HTTP/1.0"),
+            (
+                request("GET", "/\u{1b}[2J", "HTTP/1.1"),
+                "GET /\\x1b[2J HTTP/1.1",
+            ),
+            (request("GET", "/é", "HTTP/1.1"), "GET /\\xc3\\xa9 HTTP/1.1"),
+            (RequestLine::Refused("timed out"), "- timed\\x20out"),
+            (RequestLine::Escaped("GET / HTTP/1.1"), "GET / HTTP/1.1"),
         ];
-        for ((method, target, version), want) in table {
-            let line = RequestLine {
-                method,
-                target,
-                version,
-            };
+        for (line, want) in table {
             assert_eq!(line.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn responses_say_what_left_and_how_they_ended() {
+        let took = Duration::from_micros(3210);
+        let table = [
+            (None, 41049, "200 41049 3.21ms"),
+            (
+                Some((1539977, "reset")),
+                65536,
+                "200 65536/1539977 3.21ms (reset)",
+            ),
+            (
+                Some((10, "send timeout")),
+                0,
+                "200 0/10 3.21ms (send timeout)",
+            ),
+        ];
+        for (ended, sent, want) in table {
+            let response = Response {
+                status: 200,
+                sent,
+                ended,
+                took,
+            };
+            assert_eq!(response.to_string(), want);
         }
     }
 

@@ -195,8 +195,16 @@ impl Server {
         // jobs in flight is bounded by the number of connections anyway.
         let (job_tx, job_rx) = crossbeam_channel::unbounded();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let workers = pool::spawn(self.workers, &self.site, &job_rx, &done_tx, &notifier)
-            .map_err(ServerError::Runtime)?;
+        let timeouts = self.timeouts.conn();
+        let workers = pool::spawn(
+            self.workers,
+            &self.site,
+            timeouts,
+            &job_rx,
+            &done_tx,
+            &notifier,
+        )
+        .map_err(ServerError::Runtime)?;
         drop((job_rx, done_tx));
         let result = PollLoop::new(
             poll,

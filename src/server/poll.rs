@@ -20,7 +20,7 @@ use super::Totals;
 use super::deadline::{Deadline, DeadlineQueue};
 use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
 use super::spin::Spin;
-use crate::conn::{CloseReason, Conn, Edges, LINGER, Next};
+use crate::conn::{self, CloseReason, Conn, Edges, Wait};
 use crate::handler::Site;
 use crate::log::Actor;
 
@@ -45,7 +45,7 @@ const EVENTS_CAPACITY: usize = 1024;
 /// enough that a queued client barely notices.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// How long the poll thread's deadlines are, and the shutdown grace.
+/// How long connections may wait, and the shutdown grace.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// A connection with no request bytes.
@@ -58,22 +58,23 @@ pub struct Timeouts {
     pub grace: Duration,
 }
 
-/// The kinds of waiting, each with its own deadline queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    Idle,
-    Head,
-    Send,
-    Linger,
+impl Timeouts {
+    /// The connections' own timeouts, from which [`Conn::deadline`] decides.
+    pub fn conn(&self) -> conn::Timeouts {
+        conn::Timeouts {
+            idle: self.idle,
+            head: self.head,
+            send: self.send,
+        }
+    }
 }
 
-impl Wait {
-    const ALL: [Wait; 4] = [Wait::Idle, Wait::Head, Wait::Send, Wait::Linger];
+/// The kinds of waiting, each with its own deadline queue.
+const WAITS: [Wait; 4] = [Wait::Idle, Wait::Head, Wait::Send, Wait::Linger];
 
-    /// This kind's bit in [`Slot::queued`].
-    const fn bit(self) -> u8 {
-        1 << self as u8
-    }
+/// A kind of waiting's bit in [`Slot::queued`].
+const fn bit(wait: Wait) -> u8 {
+    1 << wait as u8
 }
 
 /// Where a connection is.
@@ -101,7 +102,7 @@ struct Slot {
     id: u64,
     /// When the current wait ends.
     due: Instant,
-    /// Which queues hold an entry for this connection, one [`Wait::bit`] each.
+    /// Which queues hold an entry for this connection, one [`bit`] each.
     queued: u8,
     /// Readiness reported since the connection was last handed to a worker, which goes
     /// with it the next time; edges are reported once, so none may be dropped.
@@ -119,15 +120,13 @@ fn edges_of(event: &mio::event::Event) -> Edges {
     }
 }
 
-impl Wait {
-    /// Whether readiness `seen` lets a connection waiting this way make progress: a
-    /// connection writing reads again only after it has written, and one reading only
-    /// writes after it has read.
-    fn satisfied_by(self, seen: Edges) -> bool {
-        match self {
-            Wait::Send => seen.writable,
-            Wait::Idle | Wait::Head | Wait::Linger => seen.readable,
-        }
+/// Whether readiness `seen` lets a connection waiting as `wait` says make progress: a
+/// connection writing reads again only after it has written, and one reading only writes
+/// after it has read.
+fn satisfied_by(wait: Wait, seen: Edges) -> bool {
+    match wait {
+        Wait::Send => seen.writable,
+        Wait::Idle | Wait::Head | Wait::Linger => seen.readable,
     }
 }
 
@@ -374,18 +373,23 @@ impl PollLoop {
         }
         let id = self.totals.connections;
         self.totals.connections += 1;
-        let due = Instant::now() + self.timeouts.idle;
+        let conn = Box::new(Conn::new(stream, peer, id));
+        let deadline = conn.deadline(&self.timeouts.conn());
         entry.insert(Slot {
             place: Place::Waiting {
-                conn: Box::new(Conn::new(stream, peer, id)),
-                wait: Wait::Idle,
+                conn,
+                wait: deadline.wait,
             },
             id,
-            due,
-            queued: Wait::Idle.bit(),
+            due: deadline.at,
+            queued: bit(deadline.wait),
             seen: Edges::default(),
         });
-        self.idle.push(Deadline { at: due, token, id });
+        self.queue(deadline.wait).push(Deadline {
+            at: deadline.at,
+            token,
+            id,
+        });
         self.site
             .log
             .conn(&mut self.line, Actor::Poll, id, peer, format_args!("open"));
@@ -402,7 +406,7 @@ impl PollLoop {
         match slot.place {
             Place::AtWorker if first => self.ready_at_worker += 1,
             Place::AtWorker => {}
-            Place::Waiting { wait, .. } if wait.satisfied_by(slot.seen) => {
+            Place::Waiting { wait, .. } if satisfied_by(wait, slot.seen) => {
                 self.dispatch(token, Work::Drive);
             }
             Place::Waiting { .. } => {}
@@ -450,43 +454,33 @@ impl PollLoop {
                         self.slots.remove(token);
                     }
                 }
-                Outcome::Wait(conn, next, since) => self.wait(token, conn, next, since),
+                Outcome::Wait(conn) => self.wait(token, conn),
             }
         }
         collected
     }
 
-    /// A connection is back from a worker and has waited for `next` since `since`.
-    fn wait(&mut self, token: usize, conn: PoolConn, next: Next, since: Instant) {
+    /// A connection is back from a worker, waiting as its deadline says.
+    fn wait(&mut self, token: usize, conn: PoolConn) {
         if !self.slots.contains(token) {
             return;
         }
-        if self.draining.is_some() && next != Next::Write {
+        let deadline = conn.deadline(&self.timeouts.conn());
+        let wait = deadline.wait;
+        if self.draining.is_some() && wait != Wait::Send {
             // Shutting down: only responses still being written are waited for.
             self.slots.remove(token);
             self.retire(conn, CloseReason::Shutdown);
             return;
         }
         let slot = &mut self.slots[token];
-        let wait = match next {
-            Next::Write => Wait::Send,
-            Next::Linger => Wait::Linger,
-            _ if conn.head_started().is_some() => Wait::Head,
-            _ => Wait::Idle,
-        };
-        let now = since;
-        slot.due = match wait {
-            Wait::Idle => now + self.timeouts.idle,
-            Wait::Head => conn.head_started().unwrap_or(now) + self.timeouts.head,
-            Wait::Send => now + self.timeouts.send,
-            Wait::Linger => conn.lingering_since().unwrap_or(now) + LINGER,
-        };
+        slot.due = deadline.at;
         slot.place = Place::Waiting { conn, wait };
-        let ready = wait.satisfied_by(slot.seen);
+        let ready = satisfied_by(wait, slot.seen);
         // An entry already queued for this kind comes due no later than this wait, and
         // will be queued again at `due` when it does.
-        if slot.queued & wait.bit() == 0 {
-            slot.queued |= wait.bit();
+        if slot.queued & bit(wait) == 0 {
+            slot.queued |= bit(wait);
             let entry = Deadline {
                 at: slot.due,
                 token,
@@ -509,7 +503,7 @@ impl PollLoop {
     }
 
     fn expire(&mut self, now: Instant) {
-        for wait in Wait::ALL {
+        for wait in WAITS {
             while let Some(entry) = self.queue(wait).pop_expired(now) {
                 let Some(slot) = self.slots.get_mut(entry.token) else {
                     continue;
@@ -518,13 +512,13 @@ impl PollLoop {
                     // An earlier connection's entry; this one's bits are its own.
                     continue;
                 }
-                slot.queued &= !wait.bit();
+                slot.queued &= !bit(wait);
                 if !matches!(slot.place, Place::Waiting { wait: w, .. } if w == wait) {
                     continue;
                 }
                 if slot.due > now {
                     // The connection waited again since this entry was queued.
-                    slot.queued |= wait.bit();
+                    slot.queued |= bit(wait);
                     let later = Deadline {
                         at: slot.due,
                         ..entry
@@ -534,7 +528,7 @@ impl PollLoop {
                 }
                 match wait {
                     Wait::Idle => self.close(entry.token, CloseReason::IdleTimeout),
-                    Wait::Head => self.dispatch(entry.token, Work::HeadTimeout),
+                    Wait::Head => self.dispatch(entry.token, Work::Expire),
                     Wait::Send => self.close(entry.token, CloseReason::SendTimeout),
                     Wait::Linger => self.close(entry.token, CloseReason::LingerDone),
                 }
@@ -581,11 +575,7 @@ impl PollLoop {
     /// Counts, closes and logs a connection that has left its slot.
     fn retire(&mut self, conn: PoolConn, reason: CloseReason) {
         self.totals.retire(&conn);
-        let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
-        drop(conn);
-        self.site
-            .log
-            .closed(&mut self.line, Actor::Poll, id, peer, reason, served);
+        conn.close(reason, &self.site.log, &mut self.line, Actor::Poll);
     }
 
     /// Closes, for shutdown, every connection waiting here for a kind of wait that `close`

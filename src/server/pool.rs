@@ -17,7 +17,7 @@ use mio::net::TcpStream;
 
 use super::Totals;
 use super::spin::Spin;
-use crate::conn::{self, Conn, Edges, Next};
+use crate::conn::{self, Buffers, Conn, Edges, Next, Wait};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
@@ -30,8 +30,8 @@ pub type PoolConn = Box<Conn<TcpStream>>;
 pub enum Work {
     /// The socket is ready: drive the connection.
     Drive,
-    /// The request head deadline passed: answer 408 and close.
-    HeadTimeout,
+    /// The deadline of a request still arriving passed: answer 408 and close.
+    Expire,
 }
 
 /// A connection moving from the poll thread to a worker.
@@ -47,9 +47,8 @@ pub struct Job {
 /// What became of a job's connection.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Back to the poll thread, waiting for `Next::Read`, `Next::Write` or `Next::Linger`
-    /// since the instant given (deadlines count from it).
-    Wait(PoolConn, Next, Instant),
+    /// Back to the poll thread, waiting as its deadline says ([`Conn::deadline`]).
+    Wait(PoolConn),
     /// Closed by the worker; the slot is free.
     Closed,
 }
@@ -167,6 +166,7 @@ impl Notifier {
 pub fn spawn(
     count: usize,
     site: &Arc<Site>,
+    timeouts: conn::Timeouts,
     jobs: &Receiver<Job>,
     done: &Sender<Done>,
     notifier: &Arc<Notifier>,
@@ -179,7 +179,7 @@ pub fn spawn(
             let notifier = Arc::clone(notifier);
             std::thread::Builder::new()
                 .name(format!("worker-{id}"))
-                .spawn(move || work(id, &site, &jobs, &done, &notifier))
+                .spawn(move || work(id, &site, timeouts, &jobs, &done, &notifier))
         })
         .collect()
 }
@@ -187,11 +187,13 @@ pub fn spawn(
 fn work(
     id: usize,
     site: &Site,
+    timeouts: conn::Timeouts,
     jobs: &Receiver<Job>,
     done: &Sender<Done>,
     notifier: &Notifier,
 ) -> Totals {
     let mut ws = Workspace::new(Actor::Worker(id)).watching(site.root.watcher(id));
+    let mut bufs = Buffers::default();
     let mut totals = Totals::default();
     let mut spin = Spin::new();
     while let Some(Job {
@@ -202,24 +204,26 @@ fn work(
     }) = next_job(jobs, &mut spin)
     {
         conn.saw(seen);
-        let next = drive(&mut conn, work, site, &mut ws);
+        let mut next = drive(&mut conn, work, site, &mut ws, &mut bufs);
+        // A read that filled the buffer may have left bytes whose edge was already seen.
+        while next == Next::Read && conn.unread() {
+            next = drive(&mut conn, Work::Drive, site, &mut ws, &mut bufs);
+        }
         let outcome = match next {
             Next::Close(reason) => {
                 totals.retire(&conn);
-                let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
-                drop(conn);
-                site.log
-                    .closed(&mut ws.line, ws.actor, id, peer, reason, served);
+                conn.close(reason, &site.log, &mut ws.line, ws.actor);
                 Outcome::Closed
             }
-            next => Outcome::Wait(conn, next, Instant::now()),
+            Next::Read | Next::Write => Outcome::Wait(conn),
         };
         // Only a connection going idle can wait for the poll thread to notice it.
         let idle_until = match &outcome {
-            Outcome::Wait(conn, Next::Read, since) if conn.head_started().is_none() => {
-                Some(*since + site.keep_alive)
+            Outcome::Wait(conn) => {
+                let deadline = conn.deadline(&timeouts);
+                (deadline.wait == Wait::Idle).then_some(deadline.at)
             }
-            _ => None,
+            Outcome::Closed => None,
         };
         match done.send(Done { token, outcome }) {
             Ok(()) => match idle_until {
@@ -228,7 +232,7 @@ fn work(
             },
             // The poll thread has finished shutting down: close what it can no longer take.
             Err(failed) => {
-                if let Outcome::Wait(conn, ..) = failed.0.outcome {
+                if let Outcome::Wait(conn) = failed.0.outcome {
                     totals.retire(&conn);
                 }
             }
@@ -261,9 +265,15 @@ fn next_job(jobs: &Receiver<Job>, spin: &mut Spin) -> Option<Job> {
 }
 
 /// Drives a connection as `work` asks, a panic costing the connection, never the worker.
-fn drive(conn: &mut PoolConn, work: Work, site: &Site, ws: &mut Workspace) -> Next {
-    conn::catching(conn, site, ws, |conn, ws| match work {
-        Work::Drive => conn.drive(site, ws),
-        Work::HeadTimeout => conn.expire_head(site, ws),
+fn drive(
+    conn: &mut PoolConn,
+    work: Work,
+    site: &Site,
+    ws: &mut Workspace,
+    bufs: &mut Buffers,
+) -> Next {
+    conn::catching(conn, site, ws, bufs, |conn, ws, bufs| match work {
+        Work::Drive => conn.drive(site, ws, bufs),
+        Work::Expire => conn.expire(site, ws, bufs),
     })
 }

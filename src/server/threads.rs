@@ -3,14 +3,14 @@
 //!
 //! The main thread accepts on a blocking listener and starts one named thread per
 //! connection. That thread drives the same [`Conn`] state machine as a pool worker, over a
-//! blocking socket whose read timeout is the current deadline (keep-alive, the rest of the
-//! request head's time, or the linger time) and whose write timeout is the send timeout:
+//! blocking socket whose read timeout is set, before every drive, to what is left of the
+//! connection's deadline ([`Conn::deadline`]) and whose write timeout is the send timeout:
 //! a `WouldBlock` here means a deadline passed. Only the waiting differs from the pool.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use signal_hook::iterator::Signals;
 
 use super::Totals;
 use super::poll::{ACCEPT_RETRY, Timeouts, out_of_descriptors};
-use crate::conn::{self, CloseReason, Conn, LINGER, Next};
+use crate::conn::{self, Buffers, CloseReason, Conn, Edges, Next, Wait};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
 
@@ -37,14 +37,22 @@ struct Shared {
     stopping: AtomicBool,
 }
 
-/// The connections now open, by id, with their socket descriptors so that shutdown can
-/// stop them reading. A connection leaves this table before its socket is closed, so
-/// every descriptor here is open.
+/// The connections now open, by id, with a share of their sockets so that shutdown can
+/// stop them reading: a socket closes only when both its thread and this table have let
+/// go of it, so every socket here is open.
 #[derive(Default)]
 struct Live {
-    sockets: HashMap<u64, RawFd>,
+    sockets: HashMap<u64, Arc<TcpStream>>,
     totals: Totals,
 }
+
+/// Shortest read timeout set: a zero timeout would mean none at all.
+const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// How far the read timeout may be from what is left of the deadline before it is set
+/// again: keeps the keep-alive wait from costing a system call per request, and a late
+/// close later than its deadline by no more than this.
+const READ_TIMEOUT_SLACK: Duration = Duration::from_millis(10);
 
 impl Shared {
     fn live(&self) -> MutexGuard<'_, Live> {
@@ -64,12 +72,13 @@ pub fn run(
     max_connections: usize,
 ) -> io::Result<Totals> {
     listener.set_nonblocking(false)?;
+    let listener = Arc::new(listener);
     let shared = Arc::new(Shared {
         live: Mutex::new(Live::default()),
         ended: Condvar::new(),
         stopping: AtomicBool::new(false),
     });
-    watch_signals(&shared, listener.as_raw_fd(), &site, timeouts.grace)?;
+    watch_signals(&shared, Arc::clone(&listener), &site, timeouts.grace)?;
     let mut next_id = 0u64;
     let mut line = String::new();
     loop {
@@ -137,7 +146,7 @@ fn wait_for_room(shared: &Shared, max_connections: usize) -> bool {
 /// close after the response they are sending. A second signal exits at once.
 fn watch_signals(
     shared: &Arc<Shared>,
-    listener: RawFd,
+    listener: Arc<TcpListener>,
     site: &Arc<Site>,
     grace: Duration,
 ) -> io::Result<()> {
@@ -151,12 +160,12 @@ fn watch_signals(
                 if shared.stopping.swap(true, Ordering::SeqCst) {
                     std::process::exit(0);
                 }
-                // The listener stays open until `accept` fails, which this shutdown causes;
-                // the sockets in the table stay open while the lock is held.
+                // Shutting the listener down makes the blocked `accept` fail and refuses new
+                // connections; connections reading see the end of their input.
                 let live = shared.live();
-                let _ = shutdown_read(listener);
-                for &fd in live.sockets.values() {
-                    let _ = shutdown_read(fd);
+                let _ = rustix::net::shutdown(&*listener, rustix::net::Shutdown::Read);
+                for socket in live.sockets.values() {
+                    let _ = rustix::net::shutdown(&**socket, rustix::net::Shutdown::Read);
                 }
                 let open = live.sockets.len();
                 drop(live);
@@ -171,14 +180,6 @@ fn watch_signals(
     Ok(())
 }
 
-/// `shutdown(fd, SHUT_RD)` on a descriptor we know to be open.
-fn shutdown_read(fd: RawFd) -> rustix::io::Result<()> {
-    // SAFETY: callers pass descriptors that stay open for the duration of this call (see
-    // `watch_signals`); the borrow does not outlive it.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    rustix::net::shutdown(fd, rustix::net::Shutdown::Read)
-}
-
 fn start(
     stream: TcpStream,
     peer: SocketAddr,
@@ -189,53 +190,57 @@ fn start(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(timeouts.send));
-    shared.live().sockets.insert(id, stream.as_raw_fd());
-    let conn = Conn::new(stream, peer, id).blocking();
+    let stream = Arc::new(stream);
+    shared.live().sockets.insert(id, Arc::clone(&stream));
+    let conn = Conn::new(stream, peer, id);
     let (site, shared_for_thread) = (Arc::clone(site), Arc::clone(shared));
     let spawned = std::thread::Builder::new()
         .name(format!("conn-{id}"))
         .stack_size(THREAD_STACK)
-        .spawn(move || serve(conn, &site, &shared_for_thread, timeouts));
+        .spawn(move || serve(conn, &site, &shared_for_thread, timeouts.conn()));
     if spawned.is_err() {
-        // The connection went down with the closure; only the table entry is left.
+        // The thread's share of the socket went with the closure; the table's closes it.
         shared.live().sockets.remove(&id);
         shared.ended.notify_all();
     }
 }
 
-/// One connection's thread: drive, and when the socket says `WouldBlock`, a deadline has
-/// passed; decide what that deadline was.
-fn serve(mut conn: Conn<TcpStream>, site: &Site, shared: &Shared, timeouts: Timeouts) {
+/// One connection's thread: drive with a read timeout of what is left of the deadline, and
+/// once the deadline has passed, let the connection end as its phase says.
+fn serve(mut conn: Conn<Arc<TcpStream>>, site: &Site, shared: &Shared, timeouts: conn::Timeouts) {
     let mut ws = Workspace::new(Actor::Thread(conn.id()));
+    let mut bufs = Buffers::default();
     let mut read_timeout = None;
     let reason = loop {
-        let now = Instant::now();
-        let (wait, expired) = match (conn.lingering_since(), conn.head_started()) {
-            (Some(since), _) => remaining(since + LINGER, now),
-            (None, Some(started)) => remaining(started + timeouts.head, now),
-            (None, None) => (timeouts.idle, false),
-        };
-        let next = if expired {
-            if conn.lingering_since().is_some() {
-                break CloseReason::LingerDone;
+        let deadline = conn.deadline(&timeouts);
+        let left = deadline
+            .at
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero());
+        let next = match left {
+            None => conn::catching(&mut conn, site, &mut ws, &mut bufs, |conn, ws, bufs| {
+                conn.expire(site, ws, bufs)
+            }),
+            Some(left) => {
+                let left = left.max(MIN_READ_TIMEOUT);
+                let stale = read_timeout
+                    .is_none_or(|set: Duration| set.abs_diff(left) > READ_TIMEOUT_SLACK);
+                if deadline.wait != Wait::Send && stale {
+                    let _ = conn.socket().set_read_timeout(Some(left));
+                    read_timeout = Some(left);
+                }
+                // A blocking read waits for bytes itself.
+                conn.saw(Edges {
+                    readable: true,
+                    ..Edges::default()
+                });
+                conn::catching(&mut conn, site, &mut ws, &mut bufs, |conn, ws, bufs| {
+                    conn.drive(site, ws, bufs)
+                })
             }
-            conn::catching(&mut conn, site, &mut ws, |conn, ws| {
-                conn.expire_head(site, ws)
-            })
-        } else {
-            if read_timeout != Some(wait) {
-                let _ = conn.socket().set_read_timeout(Some(wait));
-                read_timeout = Some(wait);
-            }
-            conn::catching(&mut conn, site, &mut ws, |conn, ws| conn.drive(site, ws))
         };
-        match next {
-            Next::Close(reason) => break reason,
-            // The write timeout passed with no progress.
-            Next::Write => break CloseReason::SendTimeout,
-            // A read timed out: idle, or the head or linger time is checked above.
-            Next::Read if conn.head_started().is_none() => break CloseReason::IdleTimeout,
-            Next::Read | Next::Linger | Next::Continue => {}
+        if let Next::Close(reason) = next {
+            break reason;
         }
     };
     let reason = if reason == CloseReason::PeerClosed && shared.stopping.load(Ordering::SeqCst) {
@@ -243,24 +248,16 @@ fn serve(mut conn: Conn<TcpStream>, site: &Site, shared: &Shared, timeouts: Time
     } else {
         reason
     };
-    let (id, peer, served) = (conn.id(), conn.peer(), conn.served());
+    let id = conn.id();
+    let mut counted = Totals::default();
+    counted.retire(&conn);
     // Logged before the connection leaves the table, so that the shutdown summary, printed
     // once the table is empty, always comes after it.
-    site.log
-        .closed(&mut ws.line, ws.actor, id, peer, reason, served);
+    conn.close(reason, &site.log, &mut ws.line, ws.actor);
     {
         let mut live = shared.live();
+        live.totals += counted;
         live.sockets.remove(&id);
-        live.totals.retire(&conn);
     }
-    drop(conn);
     shared.ended.notify_all();
-}
-
-/// Time left until `deadline`, at least a millisecond (a zero read timeout means none).
-fn remaining(deadline: Instant, now: Instant) -> (Duration, bool) {
-    match deadline.checked_duration_since(now) {
-        Some(left) if !left.is_zero() => (left.max(Duration::from_millis(1)), false),
-        _ => (Duration::ZERO, true),
-    }
 }
