@@ -1,5 +1,5 @@
 //! The command line, in two stages: what the user typed (`Args`), then the validated
-//! [`Config`] the server runs with.
+//! [`Config`], from which `main` builds what the server runs with.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::server::Model;
 
 /// The document root served when none is given (the original's demo site).
 pub const DEFAULT_ROOT: &str = "./scu";
@@ -64,15 +66,6 @@ OPTIONS:
 
 A value follows its option after a space or '=': --port 8080 or --port=8080.
 ";
-
-/// How connections are waited on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// One mio poll thread and a fixed pool of workers (the default).
-    Pool,
-    /// One thread per connection, as the original server did; for comparison.
-    Threads,
-}
 
 /// What the command line asks for.
 #[derive(Debug)]
