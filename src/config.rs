@@ -1,5 +1,5 @@
 //! The command line, in two stages: what the user typed (`Args`), then the validated
-//! [`Config`] the server runs with.
+//! [`Config`], from which `main` builds what the server runs with.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::server::Model;
 
 /// The document root served when none is given (the original's demo site).
 pub const DEFAULT_ROOT: &str = "./scu";
@@ -61,16 +63,9 @@ OPTIONS:
     -q, --quiet             no request or connection log
     -h, --help              print this help
     -V, --version           print the version
-";
 
-/// How connections are waited on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// One mio poll thread and a fixed pool of workers (the default).
-    Pool,
-    /// One thread per connection, as the original server did; for comparison.
-    Threads,
-}
+A value follows its option after a space or '=': --port 8080 or --port=8080.
+";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -151,16 +146,21 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Parses the arguments after the program name.
+///
+/// pico-args takes every option with its value, whether written `--flag value` or
+/// `--flag=value`, so a value is never mistaken for an option: `--root -port` serves a
+/// folder named `-port`. Only then are the original's `-document_root` and `-port` looked
+/// for, among the arguments no option took (pico-args accepts only one-letter short keys).
 pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
-    let mut args = pico_args::Arguments::from_vec(original_spellings(args));
+    let mut args = pico_args::Arguments::from_vec(args);
     if args.contains(["-h", "--help"]) {
         return Ok(Command::Help);
     }
     if args.contains(["-V", "--version"]) {
         return Ok(Command::Version);
     }
-    let typed = Args {
-        root: args.opt_value_from_os_str(["-r", "--root"], to_path)?,
+    let mut typed = Args {
+        root: opt_path(&mut args, ["-r", "--root"])?,
         port: args.opt_value_from_str(["-p", "--port"])?,
         bind: args.opt_value_from_str("--bind")?,
         workers: args.opt_value_from_str("--workers")?,
@@ -170,10 +170,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         max_connections: args.opt_value_from_str("--max-connections")?,
         grace: args.opt_value_from_str("--grace")?,
         model: args.opt_value_from_str("--model")?,
-        error_pages: args.opt_value_from_os_str("--error-pages", to_path)?,
+        error_pages: opt_path(&mut args, "--error-pages")?,
         quiet: args.contains(["-q", "--quiet"]),
     };
-    if let Some(extra) = args.finish().into_iter().next() {
+    let mut rest = pico_args::Arguments::from_vec(original_spellings(args.finish()));
+    let root = opt_path(&mut rest, ["-r", "--root"])?;
+    typed.root = at_most_once("--root", typed.root, root)?;
+    let port = rest.opt_value_from_str(["-p", "--port"])?;
+    typed.port = at_most_once("--port", typed.port, port)?;
+    if let Some(extra) = rest.finish().into_iter().next() {
         return Err(ConfigError::Unexpected(
             extra.to_string_lossy().into_owned(),
         ));
@@ -181,58 +186,58 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
     validate(typed).map(Command::Serve)
 }
 
-/// Normalises spellings before pico-args sees them: the original's `-document_root` and
-/// `-port` become the long options, and `--flag=value` becomes `--flag value` (pico-args
-/// splits `=` only for UTF-8 values). Values themselves are never rewritten.
+/// The value found by either pass. Found by both, it was given twice (`--port 1 -port 2`,
+/// or `--port 1 --port 2`, whose second half the first pass left over), and is refused as
+/// any other repeated option is.
+fn at_most_once<T>(
+    flag: &str,
+    first: Option<T>,
+    second: Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    match (first, second) {
+        (Some(_), Some(_)) => Err(ConfigError::Unexpected(flag.to_string())),
+        (first, second) => Ok(first.or(second)),
+    }
+}
+
+/// A path option. pico-args splits `--flag=value` only when the whole argument is UTF-8,
+/// so `--flag value` is read first, as raw bytes: a path need not be UTF-8.
+fn opt_path<K: Into<pico_args::Keys> + Copy>(
+    args: &mut pico_args::Arguments,
+    keys: K,
+) -> Result<Option<PathBuf>, pico_args::Error> {
+    match args.opt_value_from_os_str(keys, to_path)? {
+        Some(path) => Ok(Some(path)),
+        None => args.opt_value_from_str(keys),
+    }
+}
+
+/// Renames the original's single-dash options to their long forms, with or without `=`.
+/// Their own values pass unchanged: the argument after `-document_root` or `-port` is the
+/// value even if it looks like the other alias.
 fn original_spellings(args: Vec<OsString>) -> Vec<OsString> {
-    const TAKES_VALUE: [&str; 12] = [
-        "-r",
-        "--root",
-        "-p",
-        "--port",
-        "--bind",
-        "--workers",
-        "--keep-alive",
-        "--header-timeout",
-        "--send-timeout",
-        "--error-pages",
-        "-document_root",
-        "-port",
-    ];
+    const ALIASES: [(&str, &str); 2] = [("-document_root", "--root"), ("-port", "--port")];
     let mut out = Vec::with_capacity(args.len());
-    let mut value_next = false;
-    for arg in args {
-        if value_next {
-            value_next = false;
-            out.push(arg);
-            continue;
-        }
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         let text = arg.to_str().unwrap_or("");
-        let (flag, inline_value) = match text.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") && TAKES_VALUE.contains(&flag) => {
-                (flag, Some(value))
+        let renamed = ALIASES.iter().find_map(|&(alias, long)| {
+            let after = text.strip_prefix(alias)?;
+            (after.is_empty() || after.starts_with('=')).then_some((long, after))
+        });
+        match renamed {
+            Some((long, "")) => {
+                out.push(OsString::from(long));
+                out.extend(args.next());
             }
-            _ => (text, None),
-        };
-        let renamed = match flag {
-            "-document_root" => "--root",
-            "-port" => "--port",
-            other => other,
-        };
-        if let Some(value) = inline_value {
-            out.push(OsString::from(renamed));
-            out.push(OsString::from(value));
-        } else if TAKES_VALUE.contains(&flag) {
-            out.push(OsString::from(renamed));
-            value_next = true;
-        } else {
-            out.push(arg);
+            Some((long, with_value)) => out.push(OsString::from(format!("{long}{with_value}"))),
+            None => out.push(arg),
         }
     }
     out
 }
 
-fn to_path(value: &std::ffi::OsStr) -> Result<PathBuf, &'static str> {
+fn to_path(value: &std::ffi::OsStr) -> Result<PathBuf, std::convert::Infallible> {
     Ok(PathBuf::from(value))
 }
 
@@ -378,8 +383,17 @@ mod tests {
             ("--root ./x --port 82", "./x", 82),
             ("-r ./x -p 83", "./x", 83),
             ("--root=./x --port=84", "./x", 84),
+            ("-document_root=./x -port=85", "./x", 85),
+            ("-r=./x -p=86", "./x", 86),
             ("-port 0", "./scu", 0),
+            // A value is never taken for an option, nor renamed.
             ("--root -port", "-port", 8080),
+            ("--root=-port", "-port", 8080),
+            ("-document_root -port", "-port", 8080),
+            ("-port 87 --root -document_root", "-document_root", 87),
+            // pico-args splits at the first `=` only, and takes off one pair of quotes.
+            ("--root=a=b", "a=b", 8080),
+            ("--root='./x' --port=\"88\"", "./x", 88),
         ];
         for (line, root, port) in table {
             let config = serve(line);
@@ -388,6 +402,45 @@ mod tests {
                 (PathBuf::from(root), port),
                 "{line}"
             );
+        }
+    }
+
+    /// Every option that takes a value, spelled `--flag value` and `--flag=value`: the value
+    /// and how the configuration shows it again.
+    #[test]
+    fn every_value_option_takes_a_space_or_an_equals_sign() {
+        fn secs(d: Duration) -> String {
+            d.as_secs_f64().to_string()
+        }
+        type Shown = fn(&Config) -> String;
+        let table: [(&str, &str, Shown); 15] = [
+            ("--root", "./x", |c| c.root.display().to_string()),
+            ("-r", "./x", |c| c.root.display().to_string()),
+            ("-document_root", "./x", |c| c.root.display().to_string()),
+            ("--port", "81", |c| c.port.to_string()),
+            ("-p", "81", |c| c.port.to_string()),
+            ("-port", "81", |c| c.port.to_string()),
+            ("--bind", "::1", |c| c.bind.to_string()),
+            ("--workers", "3", |c| c.workers.to_string()),
+            ("--keep-alive", "0.5", |c| secs(c.keep_alive)),
+            ("--header-timeout", "2", |c| secs(c.head_timeout)),
+            ("--send-timeout", "4", |c| secs(c.send_timeout)),
+            ("--max-connections", "50", |c| c.max_connections.to_string()),
+            ("--grace", "1.5", |c| secs(c.grace)),
+            ("--model", "threads", |c| {
+                format!("{:?}", c.model).to_lowercase()
+            }),
+            // Unit tests run in the crate's folder, where `src` is a directory.
+            ("--error-pages", "src", |c| {
+                c.error_pages
+                    .as_deref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            }),
+        ];
+        for (flag, value, shown) in table {
+            for line in [format!("{flag} {value}"), format!("{flag}={value}")] {
+                assert_eq!(shown(&serve(&line)), value, "{line}");
+            }
         }
     }
 
@@ -406,6 +459,26 @@ mod tests {
         assert_eq!(config.keep_alive, Duration::from_millis(500));
         assert_eq!(config.head_timeout, Duration::from_secs(2));
         assert!(config.quiet);
+    }
+
+    /// pico-args splits `--flag=value` only when the whole argument is UTF-8; a path after a
+    /// space may be any bytes.
+    #[test]
+    fn paths_need_not_be_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = OsString::from_vec(b"./\xff".to_vec());
+        for flag in ["--root", "-r", "-document_root"] {
+            match parse(vec![OsString::from(flag), raw.clone()]) {
+                Ok(Command::Serve(config)) => assert_eq!(config.root.as_os_str(), raw, "{flag}"),
+                other => panic!("{flag} gave {other:?}"),
+            }
+        }
+        let mut joined = b"--root=".to_vec();
+        joined.extend_from_slice(raw.as_encoded_bytes());
+        let text = parse(vec![OsString::from_vec(joined)])
+            .expect_err("a non-UTF-8 --root= is refused")
+            .to_string();
+        assert!(text.starts_with("unexpected argument '--root="), "{text}");
     }
 
     #[test]
@@ -445,6 +518,44 @@ mod tests {
             ("--max-connections lots", "--max-connections"),
             ("--grace -2", "--grace"),
             ("--model fibers", "--model"),
+            // Each refusal again with `=`, and what only `=` can spell.
+            ("--grace=abc", "invalid value 'abc' for --grace"),
+            ("--port=70000", "invalid value '70000' for --port"),
+            ("-p=http", "invalid value 'http' for --port"),
+            ("-port=http", "invalid value 'http' for --port"),
+            ("--bind=localhost", "invalid value 'localhost' for --bind"),
+            ("--workers=0", "invalid value '0' for --workers"),
+            ("--keep-alive=nan", "invalid value 'nan' for --keep-alive"),
+            (
+                "--header-timeout=0",
+                "invalid value '0' for --header-timeout",
+            ),
+            ("--send-timeout=-1", "invalid value '-1' for --send-timeout"),
+            (
+                "--max-connections=lots",
+                "invalid value 'lots' for --max-connections",
+            ),
+            ("--model=fibers", "invalid value 'fibers' for --model"),
+            ("--error-pages=/nonexistent/pages", "/nonexistent/pages"),
+            (
+                "--port=",
+                "'--port' option doesn't have an associated value",
+            ),
+            (
+                "--root=",
+                "'--root' option doesn't have an associated value",
+            ),
+            (
+                "--root='x",
+                "'--root' option doesn't have an associated value",
+            ),
+            ("--quiet=yes", "unexpected argument '--quiet=yes'"),
+            ("-p80", "unexpected argument '-p80'"),
+            ("--port=1 --port 2", "--port"),
+            ("--port 1 -port 2", "unexpected argument '--port'"),
+            ("-port 1 -port 2", "unexpected argument '--port'"),
+            ("-document_root a --root b", "unexpected argument '--root'"),
+            ("--grace 1 --grace=2", "unexpected argument '--grace=2'"),
         ];
         for (line, mention) in table {
             let text = refused(line);

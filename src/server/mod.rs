@@ -15,25 +15,48 @@ pub mod threads;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
 
-use crate::config::{Config, Model};
-use crate::files::{DocRoot, RACY_WINDOW};
+use crate::files::RACY_WINDOW;
 use crate::handler::Site;
-use crate::log::Log;
-use crate::pages::ErrorPages;
-use poll::{PollLoop, Timeouts, WAKER};
+use poll::{PollLoop, WAKER};
 use pool::Notifier;
+
+pub use poll::Timeouts;
+
+/// How connections are waited on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// One mio poll thread and a fixed pool of workers (the default).
+    Pool,
+    /// One thread per connection, as the original server did; for comparison.
+    Threads,
+}
+
+/// How to serve: where, in which model, with how many threads and connections, and how
+/// long to wait. What is served is the [`Site`].
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The address to listen on; port 0 lets the system choose.
+    pub addr: SocketAddr,
+    pub model: Model,
+    /// Threads in the worker pool; the thread-per-connection model has none.
+    pub workers: NonZeroUsize,
+    /// Connections held at once, lowered by [`Server::bind`] if descriptors are short.
+    pub max_connections: usize,
+    pub timeouts: Timeouts,
+}
 
 /// Why the server could not start or stopped.
 #[derive(Debug)]
 pub enum ServerError {
-    /// The document root cannot be opened as a directory.
+    /// The document root cannot be opened as a directory (while building the [`Site`]).
     Root(PathBuf, io::Error),
-    /// An error page exists but cannot be read.
+    /// An error page exists but cannot be read (while building the [`Site`]).
     ErrorPages(io::Error),
     /// The address cannot be bound.
     Bind(SocketAddr, io::Error),
@@ -123,19 +146,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root, loads the error pages and binds the listener.
-    pub fn bind(config: &Config) -> Result<Server, ServerError> {
-        let root = DocRoot::open(&config.root)
-            .map_err(|err| ServerError::Root(config.root.clone(), err))?;
+    /// Binds the listener for serving `site` as `options` say. The root's file cache is the
+    /// server's to choose, since how it learns of changes depends on the model: this
+    /// replaces any cache the root came with.
+    pub fn bind(site: Site, options: Options) -> Result<Server, ServerError> {
         // Only pool workers watch for changes: a thread per connection would need an
         // inotify instance per connection.
-        let root = match config.model {
-            Model::Pool => root.with_watched_cache(RACY_WINDOW, config.workers.get()),
-            Model::Threads => root.with_cache(RACY_WINDOW),
+        let root = match options.model {
+            Model::Pool => site
+                .root
+                .with_watched_cache(RACY_WINDOW, options.workers.get()),
+            Model::Threads => site.root.with_cache(RACY_WINDOW),
         };
-        let pages =
-            ErrorPages::load(config.error_pages.as_deref()).map_err(ServerError::ErrorPages)?;
-        let addr = SocketAddr::new(config.bind, config.port);
+        let site = Site { root, ..site };
+        let addr = options.addr;
         let listener = listen(addr).map_err(|err| ServerError::Bind(addr, err))?;
         let local = listener
             .local_addr()
@@ -143,23 +167,11 @@ impl Server {
         Ok(Server {
             listener,
             local,
-            site: Arc::new(Site {
-                root,
-                pages,
-                keep_alive: config.keep_alive,
-                log: Log::new(config.quiet),
-                fault_injection: cfg!(debug_assertions)
-                    && std::env::var_os(FAULT_INJECTION_VAR).is_some(),
-            }),
-            model: config.model,
-            workers: config.workers.get(),
-            max_connections: connection_limit(config.max_connections),
-            timeouts: Timeouts {
-                idle: config.keep_alive,
-                head: config.head_timeout,
-                send: config.send_timeout,
-                grace: config.grace,
-            },
+            site: Arc::new(site),
+            model: options.model,
+            workers: options.workers.get(),
+            max_connections: connection_limit(options.max_connections),
+            timeouts: options.timeouts,
         })
     }
 
@@ -173,7 +185,7 @@ impl Server {
         self.local
     }
 
-    /// Serves in the configured model until SIGINT or SIGTERM has been handled, and returns
+    /// Serves in the chosen model until SIGINT or SIGTERM has been handled, and returns
     /// what was served.
     pub fn run(self) -> Result<Totals, ServerError> {
         match self.model {
@@ -255,11 +267,6 @@ fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
         std::net::TcpListener::from(socket),
     ))
 }
-
-/// In debug builds only, and only when this variable is set, a request for
-/// [`crate::handler::FAULT_TARGET`] panics its worker: how the tests prove a panic costs
-/// one connection and no worker.
-pub const FAULT_INJECTION_VAR: &str = "POOLHTTPD_FAULT_INJECTION";
 
 /// `wanted`, lowered to what the descriptor limit allows. The soft limit is first raised
 /// to the hard one, as servers do, since the default soft limit (often 1024) is far below

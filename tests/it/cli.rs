@@ -46,6 +46,15 @@ fn bad_flags_exit_2_with_one_line() {
 }
 
 #[test]
+fn bad_values_after_equals_signs_exit_2_with_one_line() {
+    fails_clearly(&["--grace=abc"], "invalid value 'abc' for --grace");
+    fails_clearly(&["--max-connections=0"], "for --max-connections");
+    fails_clearly(&["--model=fibers"], "for --model");
+    fails_clearly(&["-port=eighty"], "for --port");
+    fails_clearly(&["--port="], "--port");
+}
+
+#[test]
 fn missing_root_exits_2() {
     fails_clearly(
         &[
@@ -116,6 +125,36 @@ fn conventional_spellings_serve_too() {
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
 
+fn equals_signs_serve_too() {
+    let root = demo_root();
+    let root_arg = format!(
+        "-document_root={}",
+        root.path().to_str().expect("UTF-8 path")
+    );
+    let pages = crate::support::manifest_dir().join("error");
+    let pages_arg = format!("--error-pages={}", pages.to_str().expect("UTF-8 path"));
+    let model_arg = format!("--model={}", crate::support::model());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+    command.args([
+        root_arg.as_str(),
+        "-port=0",
+        "--bind=127.0.0.1",
+        "--workers=1",
+        "--keep-alive=2",
+        "--header-timeout=2",
+        "--send-timeout=2",
+        "--max-connections=10",
+        "--grace=1",
+        &pages_arg,
+        &model_arg,
+    ]);
+    let server = Server::spawn(command);
+    assert_eq!(server.client().get("/file.txt").status, 200);
+    let missing = server.client().get("/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, crate::support::error_page(404));
+}
+
 /// Held by the tests that need port 8080, which run concurrently in the two models.
 static PORT_8080: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -152,5 +191,6 @@ fn no_arguments_serves_scu_on_8080() {
 
 crate::both_models!(
     conventional_spellings_serve_too,
+    equals_signs_serve_too,
     no_arguments_serves_scu_on_8080
 );
