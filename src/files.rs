@@ -151,39 +151,24 @@ fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u
         .then(|| &bytes[prefix.len()..])
 }
 
+/// Percent-decodes `input` into `out`, refusing what a lenient decoder would pass through:
+/// a `%` not followed by two hex digits, and any escape that decodes to NUL.
 fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), TargetError> {
+    let malformed = input.iter().enumerate().any(|(at, &byte)| {
+        byte == b'%'
+            && !input
+                .get(at + 1..at + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(TargetError::BadEscape);
+    }
     out.clear();
-    let mut rest = input;
-    while let Some((&byte, tail)) = rest.split_first() {
-        let decoded = if byte == b'%' {
-            let (hi, lo) = match tail {
-                [hi, lo, ..] => (hex_value(*hi), hex_value(*lo)),
-                _ => (None, None),
-            };
-            let (Some(hi), Some(lo)) = (hi, lo) else {
-                return Err(TargetError::BadEscape);
-            };
-            rest = &tail[2..];
-            hi << 4 | lo
-        } else {
-            rest = tail;
-            byte
-        };
-        if decoded == 0 {
-            return Err(TargetError::Nul);
-        }
-        out.push(decoded);
+    out.extend(percent_encoding::percent_decode(input));
+    if out.contains(&0) {
+        return Err(TargetError::Nul);
     }
     Ok(())
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Why an open under the root failed; each maps to one status.

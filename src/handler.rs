@@ -7,14 +7,14 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
+
 use crate::cache::{CachedFile, Contents};
 use crate::files::{self, DocRoot, Lookup, PathScratch};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
 use crate::http::date::DateCache;
-use crate::http::request::{
-    Method, Persistence, Request, RequestError, is_sub_delim, is_unreserved,
-};
+use crate::http::request::{Method, Persistence, Request, RequestError};
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
@@ -31,7 +31,7 @@ pub struct Site {
     pub pages: ErrorPages,
     pub keep_alive: Duration,
     pub log: Log,
-    /// Debug builds under test: [`FAULT_TARGET`] panics (see `server::FAULT_INJECTION_VAR`).
+    /// Debug builds under test: [`FAULT_TARGET`] panics (`main` sets it from the environment).
     pub fault_injection: bool,
 }
 
@@ -305,21 +305,31 @@ fn error(
     }
 }
 
+/// Bytes left as they are in a redirect's path: RFC 3986 `pchar` (unreserved,
+/// sub-delims, `:` and `@`) and `/`; everything else is percent-encoded.
+const PATH_BYTES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/');
+
 /// Appends `path` with every byte outside RFC 3986 `pchar` and `/` percent-encoded.
 fn percent_encode_path(path: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in path {
-        let plain = is_unreserved(byte) || is_sub_delim(byte) || matches!(byte, b':' | b'@' | b'/');
-        if plain {
-            out.push(byte);
-        } else {
-            out.extend_from_slice(&[
-                b'%',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 15)],
-            ]);
-        }
-    }
+    out.extend(percent_encode(path, PATH_BYTES).flat_map(str::bytes));
 }
 
 #[cfg(test)]
@@ -328,12 +338,17 @@ mod tests {
 
     #[test]
     fn redirect_paths_are_encoded() {
-        let table: [(&[u8], &str); 5] = [
+        let table: [(&[u8], &str); 7] = [
             (b"dir", "dir"),
             (b"a/b c", "a/b%20c"),
             (b"caf\xc3\xa9", "caf%C3%A9"),
             (b"q?#%", "q%3F%23%25"),
             (b"x\r\ny", "x%0D%0Ay"),
+            (b"a:b@c!$&'()*+,;=~._-", "a:b@c!$&'()*+,;=~._-"),
+            (
+                b"[x]<y>\"z\" ^`{|}",
+                "%5Bx%5D%3Cy%3E%22z%22%20%5E%60%7B%7C%7D",
+            ),
         ];
         for (path, want) in table {
             let mut out = Vec::new();

@@ -35,13 +35,15 @@
 //! serve and [`watch`] tells it of changes on disk; [`log`] prints who served whom.
 //! [`server::threads`] is the thread-per-connection model, kept for comparison.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod files;
 pub mod handler;
-pub mod http;
+pub(crate) mod http;
 pub mod log;
 pub mod pages;
 pub mod server;
-pub mod watch;
+pub(crate) mod watch;

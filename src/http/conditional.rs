@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::date::HTTP_DATE_LEN;
-use super::request::trim;
+use super::syntax::trim;
 
 /// Longest entity-tag we make: a quote, three 16-digit hex numbers, two dashes, a quote.
 const ETAG_MAX: usize = 2 + 3 * 16 + 2;

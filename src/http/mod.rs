@@ -3,10 +3,11 @@
 //! Nothing here touches a socket or a file; `conn` feeds bytes in and takes bytes out.
 
 pub mod body;
+pub mod conditional;
 pub mod date;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod syntax;
 
 pub use status::Status;
-pub mod conditional;

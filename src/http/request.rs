@@ -6,6 +6,7 @@
 
 use super::conditional::Conditions;
 use super::status::Status;
+use super::syntax::{is_sub_delim, is_tchar, is_unreserved, trim};
 
 /// Longest request line we accept. Real browsers stay well below 8 KiB; longer lines are
 /// almost always scanners or abuse, and nginx uses the same default.
@@ -398,52 +399,6 @@ fn valid_host(value: &[u8]) -> bool {
         .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b'%');
     let port_ok = port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
     host_ok && port_ok && !(value.last() == Some(&b':') && host.is_empty())
-}
-
-/// RFC 3986 `unreserved`: letters, digits, `-`, `.`, `_`, `~`.
-pub fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// RFC 3986 `sub-delims`.
-pub fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
-
-/// RFC 9110 token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
-}
-
-/// Strips optional whitespace (SP and HTAB) from both ends.
-pub fn trim(mut value: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = value {
-        value = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = value {
-        value = rest;
-    }
-    value
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@
 //!               deadlines      ◄── Done { token, outcome } + Waker::wake() ───┘
 //! ```
 
-pub mod deadline;
-pub mod poll;
-pub mod pool;
-pub mod spin;
-pub mod threads;
+pub(crate) mod deadline;
+pub(crate) mod poll;
+pub(crate) mod pool;
+pub(crate) mod spin;
+pub(crate) mod threads;
 
 use std::fmt;
 use std::io;
