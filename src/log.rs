@@ -202,7 +202,7 @@ impl fmt::Display for RequestLine<'_> {
 
 fn escaped(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
     for byte in text.bytes() {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' {
+        if (byte.is_ascii_graphic() || byte == b' ') && byte != b'"' && byte != b'\\' {
             f.write_char(char::from(byte))?;
         } else {
             write!(f, "\\x{byte:02x}")?;
@@ -233,7 +233,8 @@ mod tests {
                 "GET /\\x1b[2J HTTP/1.1",
             ),
             (request("GET", "/é", "HTTP/1.1"), "GET /\\xc3\\xa9 HTTP/1.1"),
-            (RequestLine::Refused("timed out"), "- timed\\x20out"),
+            (RequestLine::Refused("timed out"), "- timed out"),
+            (request("GET", "/a\tb", "HTTP/1.1"), "GET /a\\x09b HTTP/1.1"),
             (RequestLine::Escaped("GET / HTTP/1.1"), "GET / HTTP/1.1"),
         ];
         for (line, want) in table {
