@@ -30,16 +30,19 @@ pub fn with_model(model: &'static str, test: fn()) {
 }
 
 /// Turns each named function into two tests, `NAME::pool` and `NAME::threads`, so every
-/// integration test runs against both threading models.
+/// integration test runs against both threading models. Attributes written before a name
+/// (such as `#[cfg_attr(..., ignore = "why")]`) go on both tests.
 #[macro_export]
 macro_rules! both_models {
-    ($($name:ident),* $(,)?) => {$(
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
+            $(#[$attr])*
             fn pool() {
                 $crate::support::with_model("pool", super::$name)
             }
             #[test]
+            $(#[$attr])*
             fn threads() {
                 $crate::support::with_model("threads", super::$name)
             }
@@ -93,6 +96,14 @@ pub struct Server {
     new_line: Mutex<Receiver<()>>,
     reader: Option<std::thread::JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How a server process ended: its exit code and everything it printed.
+pub struct Exit {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
 }
 
 impl Server {
@@ -115,7 +126,14 @@ impl Server {
     }
 
     /// Starts the server as `command` says, and waits for its banner.
-    pub fn spawn(mut command: Command) -> Server {
+    pub fn spawn(command: Command) -> Server {
+        Server::try_spawn(command)
+            .unwrap_or_else(|stderr| panic!("no banner from poolhttpd; stderr: {stderr}"))
+    }
+
+    /// Like [`Server::spawn`], but a server that exits (or stays silent for [`STEP`])
+    /// without printing its banner is an `Err` holding what it printed to stderr.
+    pub fn try_spawn(mut command: Command) -> Result<Server, String> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,7 +148,7 @@ impl Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().expect("stderr");
         let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
             let mut chunk = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut chunk) {
@@ -149,16 +167,15 @@ impl Server {
             new_line: Mutex::new(rx),
             reader: Some(reader),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         server.with_banner()
     }
 
-    fn with_banner(mut self) -> Server {
+    fn with_banner(mut self) -> Result<Server, String> {
         let line = self.wait_for_log(|line| line.starts_with("Access Server at "));
         let Some(line) = line else {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            panic!("no banner from poolhttpd; stderr: {}", self.stderr());
+            return Err(self.stop_and_collect().stderr);
         };
         let port = line
             .trim_start_matches("Access Server at http://")
@@ -176,7 +193,7 @@ impl Server {
             .take(3)
             .cloned()
             .collect();
-        self
+        Ok(self)
     }
 
     /// A new client connection.
@@ -274,8 +291,9 @@ impl Server {
         rustix::process::kill_process(pid, signal).expect("kill");
     }
 
-    /// Waits up to `limit` for the server to exit, and returns its exit code and stdout.
-    pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+    /// Waits up to `limit` for the server to exit, and returns its exit code and all it
+    /// printed.
+    pub fn wait_exit(mut self, limit: Duration) -> Exit {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -287,20 +305,34 @@ impl Server {
             );
             std::thread::park_timeout(Duration::from_millis(10));
         };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status.code(), self.log())
+        self.collect(status.code())
     }
 
     /// Kills the server and returns everything it printed to stdout.
     pub fn stop(mut self) -> Vec<String> {
+        self.stop_and_collect().stdout
+    }
+
+    fn stop_and_collect(&mut self) -> Exit {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
+        let status = self.child.wait().expect("wait for poolhttpd");
+        self.collect(status.code())
+    }
+
+    /// Everything the exited process printed. Its pipes are closed once it has exited
+    /// (it starts no processes of its own), so the readers end.
+    fn collect(&mut self, code: Option<i32>) -> Exit {
+        for reader in [self.reader.take(), self.stderr_reader.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = reader.join();
         }
-        self.log()
+        Exit {
+            code,
+            stdout: self.log(),
+            stderr: self.stderr(),
+        }
     }
 }
 
