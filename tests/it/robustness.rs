@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::support::{Client, STEP, Server, demo_root};
+use crate::support::{Client, STEP, Server, demo_root, settle};
 
 /// Writes `len` bytes of a fixed pseudo-random sequence, so corruption anywhere shows.
 fn big_file(path: &Path, len: usize) -> Vec<u8> {
@@ -236,21 +236,39 @@ fn limit_of(pid: i32) -> rustix::process::Rlimit {
 
 fn resets_mid_response_leak_no_descriptor_or_thread() {
     let root = demo_root();
-    big_file(&root.path().join("big.bin"), 2 * 1024 * 1024);
+    let kept_path = root.path().join("kept.bin");
+    let fresh_path = root.path().join("fresh.bin");
+    let body = big_file(&kept_path, 2 * 1024 * 1024);
+    big_file(&fresh_path, 2 * 1024 * 1024);
+    // Both ways a large file is sent, each on half the resets. The cache keeps a large
+    // file's descriptor once the file is old enough: kept.bin is, before the count starts.
+    // fresh.bin is changed (chmod) before each request, so it is opened for that response
+    // alone and must be closed with it. Left to age during the loop, a file would be kept
+    // partway through whenever the loop outlasted the cache's wait (on a busy machine), and
+    // its descriptor count as leaked.
+    settle(root.path(), &["kept.bin"]);
     let server = Server::start(
         root.path(),
         &["--workers", "2", "--quiet", "--keep-alive", "60"],
     );
-    // One answered request on a connection kept open throughout: the poll loop (and all its
-    // descriptors) is running, and nothing closes on its own while we count.
+    // Answered requests on a connection kept open throughout: the poll loop (and all its
+    // descriptors, kept.bin's included) is running, and nothing closes on its own while we
+    // count.
     let mut kept = server.client();
     assert_eq!(kept.get("/file.txt").status, 200);
+    assert!(kept.get("/kept.bin").body == body, "kept.bin differs");
     let fds = server.fd_count();
     let threads = idle_threads(&server, 1);
-    for _ in 0..1000 {
+    for n in 0..1000 {
+        let target = if n % 2 == 0 {
+            "/kept.bin"
+        } else {
+            crate::support::chmod(&fresh_path, 0o644);
+            "/fresh.bin"
+        };
         let mut stream = connect(server.port);
         stream
-            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+            .write_all(format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
             .expect("request");
         let mut first = [0u8; 1024];
         stream.read_exact(&mut first).expect("first bytes");
@@ -258,7 +276,10 @@ fn resets_mid_response_leak_no_descriptor_or_thread() {
         rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO)).expect("linger");
         drop(stream);
     }
-    server.eventually("descriptors back to the start", |s| s.fd_count() == fds);
+    server.eventually(
+        &format!("descriptors back to the {fds} at the start"),
+        |s| s.fd_count() == fds,
+    );
     assert_eq!(idle_threads(&server, 1), threads);
     assert_eq!(kept.get("/file.txt").status, 200);
 }

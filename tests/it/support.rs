@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long any single step may take before the test fails rather than hangs.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -78,6 +78,29 @@ fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy file");
         }
+    }
+}
+
+/// How long after its last change a file is first kept by the cache (the server's
+/// `RACY_WINDOW`), with a margin.
+const SETTLED: Duration = Duration::from_millis(2300);
+
+/// Waits until every file under `dir` was last changed at least [`SETTLED`] ago, so that
+/// the server keeps them (its cache, and the descriptors of large files, from then on).
+pub fn settle(dir: &Path, names: &[&str]) {
+    use std::os::unix::fs::MetadataExt;
+    let changed = names
+        .iter()
+        .map(|name| {
+            let meta = std::fs::metadata(dir.join(name)).expect("metadata");
+            SystemTime::UNIX_EPOCH + Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32)
+        })
+        .max()
+        .expect("names");
+    let deadline = Instant::now() + STEP;
+    while SystemTime::now() < changed + SETTLED {
+        assert!(Instant::now() < deadline, "clock does not advance");
+        std::thread::park_timeout(Duration::from_millis(50));
     }
 }
 
