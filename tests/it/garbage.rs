@@ -2,7 +2,6 @@
 //! garbage, each on its own connection, then a normal request that must still be served.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -74,7 +73,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
 /// Sends `bytes`, closes our side, and reads whatever comes back until the server closes
 /// (or a short while passes: a kept-alive connection waits for more).
 fn throw(port: u16, bytes: &[u8]) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = crate::support::connect(port) else {
         panic!("the server stopped accepting");
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));

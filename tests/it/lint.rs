@@ -4,7 +4,6 @@
 //! cannot.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -154,7 +153,7 @@ fn run_within(command: &mut Command, input: &[u8], limit: Duration) -> std::io::
 /// The raw bytes of the response to `request` (which asks the server to close), and the
 /// time its last byte arrived.
 fn raw_response(port: u16, request: &str) -> (Vec<u8>, SystemTime) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut stream = crate::support::connect(port).expect("connect");
     stream.set_read_timeout(Some(STEP)).expect("timeout");
     stream.write_all(request.as_bytes()).expect("send");
     let mut bytes = Vec::new();

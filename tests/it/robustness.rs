@@ -68,7 +68,7 @@ fn idle_threads(server: &Server, open: u64) -> u64 {
 }
 
 fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let stream = crate::support::connect(port).expect("connect");
     stream.set_read_timeout(Some(STEP)).expect("timeout");
     stream
 }
@@ -330,7 +330,7 @@ fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
         .wait_for_log(|l| l.contains("shutting down"))
         .expect("shutdown logged");
     assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        crate::support::connect(port).is_err(),
         "a new connection was accepted"
     );
     download

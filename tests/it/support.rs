@@ -413,6 +413,12 @@ impl Response {
     }
 }
 
+/// A TCP connection to the server on loopback, given up after [`STEP`] (a full accept
+/// queue drops handshakes, and the kernel alone would retry them for minutes).
+pub fn connect(port: u16) -> std::io::Result<TcpStream> {
+    TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), STEP)
+}
+
 /// A raw HTTP/1.1 client over one connection.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -421,7 +427,7 @@ pub struct Client {
 impl Client {
     /// Connects to the server on loopback.
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let stream = connect(port).expect("connect");
         stream.set_read_timeout(Some(STEP)).expect("read timeout");
         stream.set_write_timeout(Some(STEP)).expect("write timeout");
         Client {
