@@ -722,11 +722,12 @@ fn a_refused_oversized_head_is_lingered_over_not_reset() {
 /// since the head's first byte, although the head had long been complete.
 fn a_slow_body_that_keeps_coming_is_not_timed_out() {
     let root = demo_root();
-    let server = Server::start(root.path(), &["--header-timeout", "0.6"]);
+    let server = Server::start(root.path(), &["--header-timeout", "1"]);
     let mut client = server.client();
-    client.send(b"POST /file.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 1500\r\n\r\n");
-    // 100 bytes every 100 ms: 1.5 s in all, each gap well inside the timeout.
-    for _ in 0..15 {
+    client.send(b"POST /file.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n");
+    // 100 bytes every 100 ms: 2 s in all, twice the timeout, and each gap far enough inside
+    // it that a busy machine holding this thread a while does not make it a real stall.
+    for _ in 0..20 {
         std::thread::park_timeout(Duration::from_millis(100));
         assert!(
             client.try_send(&[b'x'; 100]),

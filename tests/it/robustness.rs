@@ -86,15 +86,22 @@ fn slow_readers_do_not_hold_workers() {
             stream
         })
         .collect();
-    // Every slow request has reached a worker once the log would show it; give the pool
-    // the chance to be stuck, then ask for something else.
+    // Every slow request has been taken up once its response has begun to arrive; by then
+    // the pool would be stuck if slow readers could hold it. (A pool they held would never
+    // get this far: the later requests would wait for a free worker.)
+    server.eventually("a response begun on every slow connection", |_| {
+        slow.iter()
+            .all(|stream| rustix::io::ioctl_fionread(stream).is_ok_and(|queued| queued > 0))
+    });
     let started = Instant::now();
     let response = server.client().get("/file.txt");
     let latency = started.elapsed();
     assert_eq!(response.status, 200);
     eprintln!("fresh request behind 64 slow readers: {latency:?}");
+    // A worker held by a slow reader is freed only by the 10 s send timeout; the bound is
+    // well below that and leaves a busy machine a few seconds.
     assert!(
-        latency < Duration::from_secs(1),
+        latency < Duration::from_secs(3),
         "fresh request took {latency:?}"
     );
     for stream in &mut slow {
@@ -314,7 +321,9 @@ fn a_panic_answers_500_and_the_pool_keeps_its_workers() {
 fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
     let root = demo_root();
     let body = big_file(&root.path().join("huge.bin"), 64 * 1024 * 1024);
-    let server = Server::start(root.path(), &["--workers", "2"]);
+    // The grace is for the download to finish in, however busy the machine; the default 5 s
+    // is not a promise about a 64 MiB download through a debug build on busy cores.
+    let server = Server::start(root.path(), &["--workers", "2", "--grace", "60"]);
     let port = server.port;
     let mut download = connect(port);
     download
