@@ -158,6 +158,37 @@ fn equals_signs_serve_too() {
 /// Held by the tests that need port 8080, which run concurrently in the two models.
 static PORT_8080: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// How long port 8080 may stay taken before the test that needs it fails. Other test runs
+/// on this machine (another checkout's `cargo test`) hold it for a second or two at a time;
+/// a server someone left running holds it for good.
+const PORT_8080_WAIT: Duration = Duration::from_secs(60);
+
+/// Starts `command`, a server that binds port 8080, once the port is free. Fails, saying
+/// so, if the port stays taken: the test cannot check the default port on a port it
+/// cannot have.
+fn spawn_on_8080(mut command: impl FnMut() -> Command) -> Server {
+    let deadline = Instant::now() + PORT_8080_WAIT;
+    loop {
+        // Another process may take the port between this check and the server's bind, so
+        // a refused bind is only another reason to wait.
+        let refused = if TcpListener::bind("127.0.0.1:8080").is_ok() {
+            match Server::try_spawn(command()) {
+                Ok(server) => return server,
+                Err(stderr) if stderr.contains("Address already in use") => stderr,
+                Err(stderr) => panic!("no banner from poolhttpd; stderr: {stderr}"),
+            }
+        } else {
+            "port 8080 is in use".to_string()
+        };
+        assert!(
+            Instant::now() < deadline,
+            "port 8080 stayed in use for {PORT_8080_WAIT:?}, and this test needs it \
+             (is a server running on it?); last: {refused}"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
 fn no_arguments_serves_scu_on_8080() {
     let _port = PORT_8080
         .lock()
@@ -166,16 +197,14 @@ fn no_arguments_serves_scu_on_8080() {
     let work = tempfile::tempdir().expect("temporary directory");
     let site = demo_root();
     std::fs::rename(site.path(), work.path().join("scu")).expect("move demo site");
-    if TcpListener::bind("127.0.0.1:8080").is_err() {
-        eprintln!("skipped: port 8080 is in use on this machine");
-        return;
-    }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
-    command.current_dir(work.path());
-    if crate::support::model() != "pool" {
-        command.args(["--model", crate::support::model()]);
-    }
-    let server = Server::spawn(command);
+    let server = spawn_on_8080(|| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_poolhttpd"));
+        command.current_dir(work.path());
+        if crate::support::model() != "pool" {
+            command.args(["--model", crate::support::model()]);
+        }
+        command
+    });
     assert_eq!(server.port, 8080);
     assert_eq!(
         server.banner[0],

@@ -2,32 +2,8 @@
 //! very next request, on the same keep-alive connection or a new one.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{Client, STEP, Server, chmod};
-
-/// How long after its last change a file is first kept by the cache (the server's
-/// `RACY_WINDOW`), with a margin.
-const SETTLED: Duration = Duration::from_millis(2300);
-
-/// Waits until every file under `dir` was last changed at least [`SETTLED`] ago, so that
-/// the server keeps them.
-fn settle(dir: &Path, names: &[&str]) {
-    use std::os::unix::fs::MetadataExt;
-    let changed = names
-        .iter()
-        .map(|name| {
-            let meta = std::fs::metadata(dir.join(name)).expect("metadata");
-            SystemTime::UNIX_EPOCH + Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32)
-        })
-        .max()
-        .expect("names");
-    let deadline = Instant::now() + STEP;
-    while SystemTime::now() < changed + SETTLED {
-        assert!(Instant::now() < deadline, "clock does not advance");
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
+use crate::support::{Client, Server, chmod, settle};
 
 /// A response's status and body, shown briefly when a comparison fails.
 #[derive(PartialEq)]

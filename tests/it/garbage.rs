@@ -2,13 +2,15 @@
 //! garbage, each on its own connection, then a normal request that must still be served.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::support::{Server, demo_root};
+use crate::support::{STEP, Server, demo_root};
+
+/// Generated inputs thrown per model.
+const INPUTS: u32 = 400;
 
 /// Pieces of request heads, right and wrong, that generated inputs are built from.
 const PIECES: &[&str] = &[
@@ -71,7 +73,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
 /// Sends `bytes`, closes our side, and reads whatever comes back until the server closes
 /// (or a short while passes: a kept-alive connection waits for more).
 fn throw(port: u16, bytes: &[u8]) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = crate::support::connect(port) else {
         panic!("the server stopped accepting");
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
@@ -84,18 +86,24 @@ fn throw(port: u16, bytes: &[u8]) {
 fn generated_input_never_panics_the_server() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2", "--quiet"]);
-    let mut runner = TestRunner::new(Config::with_cases(400));
-    let thrown = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config::with_cases(INPUTS));
     runner
         .run(&input(), |bytes| {
             throw(server.port, &bytes);
-            thrown.set(thrown.get() + 1);
             Ok(())
         })
         .expect("every input was thrown");
-    assert!(thrown.get() >= 400, "only {} inputs", thrown.get());
-    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
     assert_eq!(server.client().get("/file.txt").status, 200);
+    // The server took every input as a connection of its own (one more for the request
+    // above), and after them all still shuts down cleanly when asked.
+    server.signal(rustix::process::Signal::TERM);
+    let exit = server.wait_exit(STEP);
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    let summary = exit.stdout.last().cloned().unwrap_or_default();
+    let connections = format!("Server stopped: {} connections, ", INPUTS + 1);
+    assert!(summary.starts_with(&connections), "{summary}");
+    // Read once the server has exited, so no panic message can still be on its way.
+    assert!(!exit.stderr.contains("panicked"), "{}", exit.stderr);
 }
 
 crate::both_models!(generated_input_never_panics_the_server);

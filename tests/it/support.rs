@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long any single step may take before the test fails rather than hangs.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -30,16 +30,19 @@ pub fn with_model(model: &'static str, test: fn()) {
 }
 
 /// Turns each named function into two tests, `NAME::pool` and `NAME::threads`, so every
-/// integration test runs against both threading models.
+/// integration test runs against both threading models. Attributes written before a name
+/// (such as `#[cfg_attr(..., ignore = "why")]`) go on both tests.
 #[macro_export]
 macro_rules! both_models {
-    ($($name:ident),* $(,)?) => {$(
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
+            $(#[$attr])*
             fn pool() {
                 $crate::support::with_model("pool", super::$name)
             }
             #[test]
+            $(#[$attr])*
             fn threads() {
                 $crate::support::with_model("threads", super::$name)
             }
@@ -78,6 +81,29 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// How long after its last change a file is first kept by the cache (the server's
+/// `RACY_WINDOW`), with a margin.
+const SETTLED: Duration = Duration::from_millis(2300);
+
+/// Waits until every file under `dir` was last changed at least [`SETTLED`] ago, so that
+/// the server keeps them (its cache, and the descriptors of large files, from then on).
+pub fn settle(dir: &Path, names: &[&str]) {
+    use std::os::unix::fs::MetadataExt;
+    let changed = names
+        .iter()
+        .map(|name| {
+            let meta = std::fs::metadata(dir.join(name)).expect("metadata");
+            SystemTime::UNIX_EPOCH + Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32)
+        })
+        .max()
+        .expect("names");
+    let deadline = Instant::now() + STEP;
+    while SystemTime::now() < changed + SETTLED {
+        assert!(Instant::now() < deadline, "clock does not advance");
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
 /// Sets a file's mode bits.
 pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -93,6 +119,14 @@ pub struct Server {
     new_line: Mutex<Receiver<()>>,
     reader: Option<std::thread::JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How a server process ended: its exit code and everything it printed.
+pub struct Exit {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
 }
 
 impl Server {
@@ -115,7 +149,14 @@ impl Server {
     }
 
     /// Starts the server as `command` says, and waits for its banner.
-    pub fn spawn(mut command: Command) -> Server {
+    pub fn spawn(command: Command) -> Server {
+        Server::try_spawn(command)
+            .unwrap_or_else(|stderr| panic!("no banner from poolhttpd; stderr: {stderr}"))
+    }
+
+    /// Like [`Server::spawn`], but a server that exits (or stays silent for [`STEP`])
+    /// without printing its banner is an `Err` holding what it printed to stderr.
+    pub fn try_spawn(mut command: Command) -> Result<Server, String> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,7 +171,7 @@ impl Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().expect("stderr");
         let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
             let mut chunk = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut chunk) {
@@ -149,16 +190,15 @@ impl Server {
             new_line: Mutex::new(rx),
             reader: Some(reader),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         server.with_banner()
     }
 
-    fn with_banner(mut self) -> Server {
+    fn with_banner(mut self) -> Result<Server, String> {
         let line = self.wait_for_log(|line| line.starts_with("Access Server at "));
         let Some(line) = line else {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            panic!("no banner from poolhttpd; stderr: {}", self.stderr());
+            return Err(self.stop_and_collect().stderr);
         };
         let port = line
             .trim_start_matches("Access Server at http://")
@@ -176,7 +216,7 @@ impl Server {
             .take(3)
             .cloned()
             .collect();
-        self
+        Ok(self)
     }
 
     /// A new client connection.
@@ -274,8 +314,9 @@ impl Server {
         rustix::process::kill_process(pid, signal).expect("kill");
     }
 
-    /// Waits up to `limit` for the server to exit, and returns its exit code and stdout.
-    pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+    /// Waits up to `limit` for the server to exit, and returns its exit code and all it
+    /// printed.
+    pub fn wait_exit(mut self, limit: Duration) -> Exit {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -287,20 +328,34 @@ impl Server {
             );
             std::thread::park_timeout(Duration::from_millis(10));
         };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status.code(), self.log())
+        self.collect(status.code())
     }
 
     /// Kills the server and returns everything it printed to stdout.
     pub fn stop(mut self) -> Vec<String> {
+        self.stop_and_collect().stdout
+    }
+
+    fn stop_and_collect(&mut self) -> Exit {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
+        let status = self.child.wait().expect("wait for poolhttpd");
+        self.collect(status.code())
+    }
+
+    /// Everything the exited process printed. Its pipes are closed once it has exited
+    /// (it starts no processes of its own), so the readers end.
+    fn collect(&mut self, code: Option<i32>) -> Exit {
+        for reader in [self.reader.take(), self.stderr_reader.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = reader.join();
         }
-        self.log()
+        Exit {
+            code,
+            stdout: self.log(),
+            stderr: self.stderr(),
+        }
     }
 }
 
@@ -358,6 +413,12 @@ impl Response {
     }
 }
 
+/// A TCP connection to the server on loopback, given up after [`STEP`] (a full accept
+/// queue drops handshakes, and the kernel alone would retry them for minutes).
+pub fn connect(port: u16) -> std::io::Result<TcpStream> {
+    TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), STEP)
+}
+
 /// A raw HTTP/1.1 client over one connection.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -366,7 +427,7 @@ pub struct Client {
 impl Client {
     /// Connects to the server on loopback.
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let stream = connect(port).expect("connect");
         stream.set_read_timeout(Some(STEP)).expect("read timeout");
         stream.set_write_timeout(Some(STEP)).expect("write timeout");
         Client {
