@@ -1745,10 +1745,134 @@ mod tests {
         }
     }
 
+    /// Requests written back to back, with the responses they get.
+    fn pipeline(requests: &[(Vec<u8>, Expected)]) -> Vec<u8> {
+        requests
+            .iter()
+            .flat_map(|(r, _)| r.iter().copied())
+            .collect()
+    }
+
+    /// Several requests in one write are answered in order, each once.
+    fn pipelined_requests_are_answered_in_order(mode: Mode) {
+        let fixture = Fixture::new();
+        let post = "POST /small.txt HTTP/1.1";
+        let requests = [
+            (get("/small.txt"), file(SMALL)),
+            (head("/large.bin"), bare(200, true)),
+            (get("/missing.txt"), page(Status::NotFound)),
+            // A file body ends a batch; the requests behind it wait for it to be sent.
+            (get("/large.bin"), file(LARGE)),
+            (with_body("OPTIONS * HTTP/1.1", "", ""), bare(204, false)),
+            (
+                with_body(post, &length_of("hello"), "hello"),
+                page(Status::MethodNotAllowed),
+            ),
+            (get("/medium.bin"), file(MEDIUM)),
+            (
+                with_body(post, CHUNKED, "5\r\nhello\r\n0\r\n\r\n"),
+                page(Status::MethodNotAllowed),
+            ),
+            (get("/small.txt"), file(SMALL)),
+        ];
+        let mut pair = Pair::new(&fixture.site, mode);
+        pair.send(&pipeline(&requests));
+        let next = pair.readable();
+        for (i, (_, expected)) in requests.iter().enumerate() {
+            let response = pair.expect(&fixture, *expected);
+            assert!(!response.closes(), "response {i}: {response:?}");
+        }
+        assert_eq!(pair.conn.served(), requests.len() as u32);
+        finish(&mut pair, next, After::Idle);
+    }
+
+    /// Pipelines cut at every byte boundary, and three requests also at two boundaries,
+    /// are answered exactly once each, in order.
+    fn pipelines_split_anywhere_are_answered_once_each(mode: Mode) {
+        let fixture = Fixture::new();
+        let post = "POST /small.txt HTTP/1.1";
+        let not_allowed = page(Status::MethodNotAllowed);
+        let table = [
+            vec![
+                (get("/small.txt"), file(SMALL)),
+                (
+                    with_body(post, CHUNKED, "3\r\nabc\r\n0\r\n\r\n"),
+                    not_allowed,
+                ),
+            ],
+            vec![
+                (get("/small.txt"), file(SMALL)),
+                (with_body(post, &length_of("hello"), "hello"), not_allowed),
+                (head("/large.bin"), bare(200, true)),
+            ],
+        ];
+        for requests in &table {
+            let bytes = pipeline(requests);
+            let len = bytes.len();
+            let mut cuts: Vec<Vec<usize>> = (1..len).map(|i| vec![i, len]).collect();
+            if requests.len() == 3 {
+                // Every pair would be ten thousand connections; the first cut every few
+                // bytes still lands in each part of each request.
+                for i in (1..len).step_by(7) {
+                    cuts.extend((i + 1..len).map(|j| vec![i, j, len]));
+                }
+            }
+            for ends in cuts {
+                let mut pair = Pair::new(&fixture.site, mode);
+                let mut start = 0;
+                for &end in &ends {
+                    pair.send(&bytes[start..end]);
+                    start = end;
+                    assert_eq!(pair.readable(), Next::Read, "cut at {ends:?}");
+                }
+                for (_, expected) in requests {
+                    pair.expect(&fixture, *expected);
+                }
+                assert_eq!(pair.conn.served(), requests.len() as u32, "cut at {ends:?}");
+                assert_eq!(pair.wait(), Wait::Idle, "cut at {ends:?}");
+                assert_eq!(pair.pending(), Pending::Nothing, "cut at {ends:?}");
+                assert_eq!(pair.conn.bytes_sent(), pair.got, "cut at {ends:?}");
+            }
+        }
+    }
+
+    /// A response that says `Connection: close` is the last: nothing behind it in the
+    /// pipeline is answered, and input still buffered is drained before the close.
+    fn a_close_in_a_pipeline_is_the_last_answer(mode: Mode) {
+        let fixture = Fixture::new();
+        let closing = b"GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec();
+        let old = b"GET /small.txt HTTP/1.0\r\n\r\n".to_vec();
+        let done = CloseReason::Done;
+        #[rustfmt::skip]
+        let table: [(&str, Vec<Vec<u8>>, usize, After); 4] = [
+            ("close in the middle", vec![get("/small.txt"), closing.clone(), get("/large.bin")],
+                2, After::Linger(done)),
+            ("close last in its write", vec![get("/small.txt"), closing.clone()], 2,
+                After::Close(done)),
+            ("HTTP/1.0 first", vec![old, get("/small.txt")], 1, After::Linger(done)),
+            ("close, then a partial head", vec![closing, b"GET /lar".to_vec()], 1,
+                After::Linger(done)),
+        ];
+        for (name, requests, answered, after) in table {
+            let mut pair = Pair::new(&fixture.site, mode);
+            pair.send(&requests.concat());
+            let next = pair.readable();
+            for i in 0..answered {
+                let response = pair.expect(&fixture, file(SMALL));
+                assert_eq!(response.closes(), i + 1 == answered, "{name}: {response:?}");
+            }
+            assert_eq!(pair.conn.served(), answered as u32, "{name}");
+            finish(&mut pair, next, after);
+        }
+    }
+
     both_modes!(
         heads_fed_byte_at_a_time_are_answered_once_at_their_last_byte,
         bodies_in_pieces_are_discarded_and_the_next_request_parses,
         expect_100_continue_comes_before_the_body_is_read,
         refused_bodies_are_answered_then_the_connection_lingers,
+        pipelined_requests_are_answered_in_order,
+        pipelines_split_anywhere_are_answered_once_each,
+        a_close_in_a_pipeline_is_the_last_answer,
     );
 }
