@@ -1076,7 +1076,7 @@ mod tests {
     /// timeout. Without it a full socket would stall the test's only thread for good,
     /// since the client reads on that same thread; with it a full socket shows as
     /// `Next::Write`, as it does in the pool model.
-    const THREAD_SEND_WAIT: Duration = Duration::from_millis(10);
+    const THREAD_SEND_WAIT: Duration = Duration::from_millis(1);
 
     /// A file kept in memory and copied behind its head.
     const SMALL: &str = "small.txt";
@@ -1086,6 +1086,9 @@ mod tests {
     /// A file sent with `sendfile`.
     const LARGE: &str = "large.bin";
     const LARGE_LEN: usize = 40_000;
+    /// Far larger than a Unix socket's send buffer (about 200 KiB by default).
+    const HUGE: &str = "huge.bin";
+    const HUGE_LEN: usize = 4 << 20;
 
     /// How the server end of the pair is driven.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1141,6 +1144,12 @@ mod tests {
                 fault_injection: false,
             };
             Fixture { dir, site }
+        }
+
+        /// Adds the file too large for any socket buffer.
+        fn with_huge(self) -> Fixture {
+            std::fs::write(self.dir.path().join(HUGE), pattern(HUGE_LEN, 5)).unwrap();
+            self
         }
 
         fn file(&self, name: &str) -> Vec<u8> {
@@ -1314,6 +1323,14 @@ mod tests {
             self.react(READABLE)
         }
 
+        /// After the client made room by reading.
+        fn writable(&mut self) -> Next {
+            self.react(Edges {
+                writable: true,
+                ..Edges::default()
+            })
+        }
+
         fn deadline(&self) -> Deadline {
             self.conn.deadline(&TIMEOUTS)
         }
@@ -1395,11 +1412,23 @@ mod tests {
             response
         }
 
+        /// Reads whatever the socket holds, without waiting for more.
+        fn read_available(&mut self) {
+            while self.unread_by_client() == Pending::Bytes {
+                self.read_some(256 * 1024);
+            }
+        }
+
         /// What the client could read now.
         fn pending(&self) -> Pending {
             if !self.received.is_empty() {
                 return Pending::Bytes;
             }
+            self.unread_by_client()
+        }
+
+        /// What the socket holds for the client.
+        fn unread_by_client(&self) -> Pending {
             let mut byte = [0];
             let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
             match rustix::net::recv(&self.client, &mut byte, flags) {
@@ -1866,6 +1895,105 @@ mod tests {
         }
     }
 
+    /// Most client reads while a response is blocked: each makes some room, so a response
+    /// that needs more has stopped making progress.
+    const MAX_ROUNDS: usize = 10_000;
+
+    /// Responses larger than the room in the socket are written as the client makes room,
+    /// byte for byte, and the requests pipelined behind them are answered after them.
+    fn responses_larger_than_the_socket_buffer_are_written_as_room_appears(mode: Mode) {
+        let fixture = Fixture::new().with_huge();
+        // More than one batch of output (`OUTPUT_BATCH`), all of it copied.
+        let mut copied: Vec<_> = (0..6).map(|_| (get("/medium.bin"), file(MEDIUM))).collect();
+        copied.push((get("/small.txt"), file(SMALL)));
+        let behind = (get("/small.txt"), file(SMALL));
+        /// Name, requests and their responses, the server's send buffer.
+        type Row<'a> = (&'a str, Vec<(Vec<u8>, Expected)>, Option<usize>);
+        #[rustfmt::skip]
+        let table: [Row; 3] = [
+            ("4 MiB by sendfile", vec![(get("/huge.bin"), file(HUGE)), behind.clone()], None),
+            ("sendfile, small send buffer", vec![(get("/large.bin"), file(LARGE)), behind],
+                Some(4096)),
+            ("copied bodies, small send buffer", copied, Some(4096)),
+        ];
+        for (name, requests, send_buffer) in table {
+            let mut pair = Pair::new(&fixture.site, mode);
+            if let Some(size) = send_buffer {
+                rustix::net::sockopt::set_socket_send_buffer_size(pair.conn.socket(), size)
+                    .unwrap();
+            }
+            let start = Instant::now();
+            pair.send(&pipeline(&requests));
+            assert_eq!(pair.readable(), Next::Write, "{name}");
+            let deadline = pair.deadline();
+            assert_eq!(deadline.wait, Wait::Send, "{name}");
+            let from = start + TIMEOUTS.send..=Instant::now() + TIMEOUTS.send;
+            assert!(from.contains(&deadline.at), "{name}: {deadline:?}");
+            // A file body ends a batch: nothing behind it is answered until it is out.
+            let batch_ends = !matches!(requests[0].1.body, Want::File(MEDIUM));
+            let first_body = fixture.body(requests[0].1.body).len() as u64;
+            // No room, no progress, and no harm in being asked again.
+            let sent = pair.conn.bytes_sent();
+            assert_eq!(pair.writable(), Next::Write, "{name}");
+            assert_eq!(pair.conn.bytes_sent(), sent, "{name}");
+            let mut next = Next::Write;
+            for _ in 0..MAX_ROUNDS {
+                if batch_ends && pair.conn.bytes_sent() < first_body {
+                    assert_eq!(pair.conn.served(), 1, "{name}: answered behind a file");
+                }
+                assert!(pair.read_some(256 * 1024) > 0, "{name}");
+                next = pair.writable();
+                assert!(pair.conn.bytes_sent() >= pair.got, "{name}");
+                if next != Next::Write {
+                    break;
+                }
+                assert_eq!(pair.wait(), Wait::Send, "{name}");
+            }
+            assert_eq!(next, Next::Read, "{name}: never finished");
+            assert_eq!(pair.wait(), Wait::Idle, "{name}");
+            for (_, expected) in &requests {
+                pair.expect(&fixture, *expected);
+            }
+            assert_eq!(pair.conn.served(), requests.len() as u32, "{name}");
+            finish(&mut pair, next, After::Idle);
+        }
+    }
+
+    /// A file that shrinks while it is sent cannot complete its response: the connection
+    /// ends, having sent only bytes of the file as it was.
+    fn a_file_that_shrinks_while_sent_ends_the_connection(mode: Mode) {
+        const KEPT: usize = 1 << 20;
+        let fixture = Fixture::new().with_huge();
+        let mut pair = Pair::new(&fixture.site, mode);
+        pair.send(&get("/huge.bin"));
+        assert_eq!(pair.readable(), Next::Write);
+        let path = fixture.dir.path().join(HUGE);
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(KEPT as u64).unwrap();
+        let mut next = Next::Write;
+        for _ in 0..MAX_ROUNDS {
+            assert!(pair.read_some(256 * 1024) > 0);
+            next = pair.writable();
+            if next != Next::Write {
+                break;
+            }
+        }
+        assert_eq!(next, Next::Close(CloseReason::FileShrank));
+        pair.read_available();
+        let head_end = pair.received.windows(4).position(|w| w == b"\r\n\r\n");
+        let body = &pair.received[head_end.unwrap() + 4..];
+        assert!(body.len() < HUGE_LEN, "{} bytes of the body", body.len());
+        // Below the new end the file is as it was; above it, bytes already queued may
+        // have been read before or after the truncation.
+        let whole = pattern(HUGE_LEN, 5);
+        let checked = body.len().min(KEPT);
+        assert!(
+            body[..checked] == whole[..checked],
+            "bytes that were never the file's"
+        );
+        assert_eq!(pair.conn.bytes_sent(), pair.got);
+    }
+
     both_modes!(
         heads_fed_byte_at_a_time_are_answered_once_at_their_last_byte,
         bodies_in_pieces_are_discarded_and_the_next_request_parses,
@@ -1874,5 +2002,7 @@ mod tests {
         pipelined_requests_are_answered_in_order,
         pipelines_split_anywhere_are_answered_once_each,
         a_close_in_a_pipeline_is_the_last_answer,
+        responses_larger_than_the_socket_buffer_are_written_as_room_appears,
+        a_file_that_shrinks_while_sent_ends_the_connection,
     );
 }
