@@ -1331,6 +1331,10 @@ mod tests {
             })
         }
 
+        fn expire(&mut self) -> Next {
+            self.conn.expire(self.site, &mut self.ws, &mut self.bufs)
+        }
+
         fn deadline(&self) -> Deadline {
             self.conn.deadline(&TIMEOUTS)
         }
@@ -1994,6 +1998,203 @@ mod tests {
         assert_eq!(pair.conn.bytes_sent(), pair.got);
     }
 
+    /// What a deadline is counted from.
+    #[derive(Debug, Clone, Copy)]
+    enum Counted {
+        /// This write (or the drive after it), plus the given timeout.
+        FromNow(Duration),
+        /// The same instant as after the step before.
+        AsBefore,
+    }
+
+    /// The deadline follows the phase: idle from the last response, a head from its first
+    /// byte however many follow, a body from its last bytes.
+    fn deadlines_follow_the_phase(mode: Mode) {
+        let fixture = Fixture::new();
+        let (head, idle) = (TIMEOUTS.head, TIMEOUTS.idle);
+        let created = Instant::now();
+        let mut pair = Pair::new(&fixture.site, mode);
+        let deadline = pair.deadline();
+        assert_eq!(deadline.wait, Wait::Idle);
+        let range = created + idle..=Instant::now() + idle;
+        assert!(
+            range.contains(&deadline.at),
+            "a new connection: {deadline:?}"
+        );
+        #[rustfmt::skip]
+        let table: [(&str, &[u8], Wait, Counted, usize); 9] = [
+            ("first byte", b"G", Wait::Head, Counted::FromNow(head), 0),
+            ("more of the head", b"ET /small.txt HTTP/1.1\r\n", Wait::Head, Counted::AsBefore, 0),
+            ("a field", b"Host: t\r\n", Wait::Head, Counted::AsBefore, 0),
+            ("its end", b"\r\n", Wait::Idle, Counted::FromNow(idle), 1),
+            ("a request and the start of the next",
+                b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGE", Wait::Head, Counted::FromNow(head), 1),
+            ("more of that head", b"T /small.txt HTTP/1.1\r\n", Wait::Head, Counted::AsBefore, 0),
+            ("its end and some body", b"Host: t\r\nContent-Length: 4\r\n\r\nab", Wait::Head,
+                Counted::FromNow(head), 0),
+            ("more body", b"c", Wait::Head, Counted::FromNow(head), 0),
+            ("the end of the body", b"d", Wait::Idle, Counted::FromNow(idle), 1),
+        ];
+        let mut last = deadline;
+        for (name, bytes, wait, counted, answered) in table {
+            let before = Instant::now();
+            pair.send(bytes);
+            assert_eq!(pair.readable(), Next::Read, "{name}");
+            let after = Instant::now();
+            let deadline = pair.deadline();
+            assert_eq!(deadline.wait, wait, "{name}");
+            match counted {
+                Counted::FromNow(timeout) => {
+                    let range = before + timeout..=after + timeout;
+                    assert!(range.contains(&deadline.at), "{name}: {deadline:?}");
+                }
+                Counted::AsBefore => assert_eq!(deadline.at, last.at, "{name}"),
+            }
+            for _ in 0..answered {
+                pair.expect(&fixture, file(SMALL));
+            }
+            assert_eq!(pair.pending(), Pending::Nothing, "{name}");
+            last = deadline;
+        }
+        finish(&mut pair, Next::Read, After::Idle);
+    }
+
+    /// How a connection ends when its deadline passes.
+    #[derive(Debug, Clone, Copy)]
+    enum Expiry {
+        /// A request still arriving is answered 408, and the connection lingers.
+        Answered,
+        /// Anything else simply ends.
+        Closed(CloseReason),
+    }
+
+    /// Each phase ends as its deadline says: a request still arriving gets 408 and a
+    /// lingering close; an idle, stuck or lingering connection just closes.
+    fn expiry_ends_each_phase_as_it_should(mode: Mode) {
+        let fixture = Fixture::new().with_huge();
+        let post = "POST /small.txt HTTP/1.1";
+        let expect = format!("Expect: 100-continue\r\n{}", length_of("hello"));
+        let interim = bare(100, false);
+        #[rustfmt::skip]
+        let table: [(&str, Vec<u8>, Vec<Expected>, Expiry); 7] = [
+            ("new", Vec::new(), vec![], Expiry::Closed(CloseReason::IdleTimeout)),
+            ("idle after a response", get("/small.txt"), vec![file(SMALL)],
+                Expiry::Closed(CloseReason::IdleTimeout)),
+            ("partial head", b"GET /small.txt HTTP/1.1\r\nHo".to_vec(), vec![], Expiry::Answered),
+            ("partial body", with_body(post, &length_of("0123456789"), "012"), vec![],
+                Expiry::Answered),
+            ("body after 100 Continue", with_body(post, &expect, ""), vec![interim],
+                Expiry::Answered),
+            ("a response the client does not read", get("/huge.bin"), vec![],
+                Expiry::Closed(CloseReason::SendTimeout)),
+            ("lingering", b"GET / HTTP/1.1\r\n\r\n".to_vec(), vec![page(Status::BadRequest)],
+                Expiry::Closed(CloseReason::LingerDone)),
+        ];
+        for (name, sent, first, expiry) in table {
+            let mut pair = Pair::new(&fixture.site, mode);
+            if !sent.is_empty() {
+                pair.send(&sent);
+                pair.readable();
+            }
+            for expected in &first {
+                pair.expect(&fixture, *expected);
+            }
+            let served = pair.conn.served();
+            let next = pair.expire();
+            match expiry {
+                Expiry::Answered => {
+                    let response = pair.expect(&fixture, page(Status::RequestTimeout));
+                    assert!(response.closes(), "{name}: {response:?}");
+                    assert_eq!(pair.conn.served(), served + 1, "{name}");
+                    finish(&mut pair, next, After::Linger(CloseReason::HeadTimeout));
+                }
+                Expiry::Closed(reason) => {
+                    assert_eq!(next, Next::Close(reason), "{name}");
+                    assert_eq!(pair.conn.served(), served, "{name}");
+                    if reason == CloseReason::IdleTimeout {
+                        assert_eq!(pair.pending(), Pending::Nothing, "{name}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A request of exactly `len` bytes (at least 64).
+    fn padded(target: &str, len: usize) -> Vec<u8> {
+        let mut request = format!("GET {target} HTTP/1.1\r\nHost: t\r\nX-Pad: ").into_bytes();
+        request.resize(len - 4, b'p');
+        request.extend_from_slice(b"\r\n\r\n");
+        request
+    }
+
+    /// After a read that came back short the socket is known to be empty: the connection
+    /// does not read again until an edge says there is more. After a read that filled the
+    /// input buffer, or once the peer has hung up, it may have more and reads again.
+    fn a_short_read_is_not_repeated_until_an_edge(mode: Mode) {
+        let fixture = Fixture::new();
+        // Sixteen of these fill the input buffer exactly; the seventeenth stays behind.
+        let requests = MAX_HEAD / 1024 + 1;
+        let filling = padded("/small.txt", 1024).repeat(requests);
+        let hangup = Edges {
+            hangup: true,
+            ..READABLE
+        };
+        let closed = Next::Close(CloseReason::PeerClosed);
+        /// Name, bytes sent, edges seen; after one drive: whether the socket may hold
+        /// more, requests answered; then what the next drive returns, requests answered.
+        type Row<'a> = (&'a str, Vec<u8>, Edges, bool, usize, Next, usize);
+        #[rustfmt::skip]
+        let table: [Row; 3] = [
+            ("short read", get("/small.txt"), READABLE, false, 1, Next::Read, 1),
+            ("read that fills the buffer", filling, READABLE, true, requests - 1, Next::Read,
+                requests),
+            ("short read after a hang-up", get("/small.txt"), hangup, true, 1, closed, 1),
+        ];
+        for (name, sent, edges, unread, served, then, finally) in table {
+            let mut pair = Pair::new(&fixture.site, mode);
+            assert!(
+                pair.conn.unread(),
+                "{name}: a new connection may have bytes"
+            );
+            pair.send(&sent);
+            if edges.hangup {
+                pair.end_input();
+            }
+            pair.conn.saw(edges);
+            assert_eq!(pair.drive(), Next::Read, "{name}");
+            assert_eq!(pair.conn.unread(), unread, "{name}");
+            assert_eq!(pair.conn.served() as usize, served, "{name}");
+            // The next drive, with no edge seen in between.
+            assert_eq!(pair.drive(), then, "{name}");
+            assert_eq!(pair.conn.served() as usize, finally, "{name}");
+            for _ in 0..finally {
+                pair.expect(&fixture, file(SMALL));
+            }
+            assert_eq!(pair.conn.bytes_sent(), pair.got, "{name}");
+        }
+
+        // Bytes that come after a short read wait for their edge.
+        let mut pair = Pair::new(&fixture.site, mode);
+        pair.send(&get("/small.txt"));
+        pair.conn.saw(READABLE);
+        assert_eq!(pair.drive(), Next::Read);
+        pair.expect(&fixture, file(SMALL));
+        assert!(!pair.conn.unread());
+        pair.send(b"GET /sm");
+        assert_eq!(pair.drive(), Next::Read);
+        assert_eq!(pair.wait(), Wait::Idle, "read without an edge");
+        pair.conn.saw(READABLE);
+        assert!(pair.conn.unread());
+        assert_eq!(pair.drive(), Next::Read);
+        assert_eq!(pair.wait(), Wait::Head, "not read after the edge");
+        assert!(!pair.conn.unread());
+        pair.send(b"all.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        pair.conn.saw(READABLE);
+        let next = pair.drive();
+        pair.expect(&fixture, file(SMALL));
+        finish(&mut pair, next, After::Idle);
+    }
+
     both_modes!(
         heads_fed_byte_at_a_time_are_answered_once_at_their_last_byte,
         bodies_in_pieces_are_discarded_and_the_next_request_parses,
@@ -2004,5 +2205,8 @@ mod tests {
         a_close_in_a_pipeline_is_the_last_answer,
         responses_larger_than_the_socket_buffer_are_written_as_room_appears,
         a_file_that_shrinks_while_sent_ends_the_connection,
+        deadlines_follow_the_phase,
+        expiry_ends_each_phase_as_it_should,
+        a_short_read_is_not_repeated_until_an_edge,
     );
 }
