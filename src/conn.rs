@@ -736,7 +736,7 @@ impl<S: AsFd> Conn<S> {
             if let Phase::Body {
                 mut discard,
                 started,
-                ..
+                progress,
             } = self.phase
             {
                 let body_start = self.input.start + discard.head_len;
@@ -749,7 +749,8 @@ impl<S: AsFd> Conn<S> {
                             .buf
                             .copy_within(body_start + used..self.input.end, body_start);
                         self.input.end -= used;
-                        let progress = Instant::now();
+                        // A body is timed from the last bytes of it that arrived.
+                        let progress = if used > 0 { Instant::now() } else { progress };
                         self.phase = Phase::Body {
                             discard,
                             started,
@@ -2023,7 +2024,7 @@ mod tests {
             "a new connection: {deadline:?}"
         );
         #[rustfmt::skip]
-        let table: [(&str, &[u8], Wait, Counted, usize); 9] = [
+        let table: [(&str, &[u8], Wait, Counted, usize); 10] = [
             ("first byte", b"G", Wait::Head, Counted::FromNow(head), 0),
             ("more of the head", b"ET /small.txt HTTP/1.1\r\n", Wait::Head, Counted::AsBefore, 0),
             ("a field", b"Host: t\r\n", Wait::Head, Counted::AsBefore, 0),
@@ -2034,6 +2035,8 @@ mod tests {
             ("its end and some body", b"Host: t\r\nContent-Length: 4\r\n\r\nab", Wait::Head,
                 Counted::FromNow(head), 0),
             ("more body", b"c", Wait::Head, Counted::FromNow(head), 0),
+            // Regression: a drive that found no body bytes moved the body's deadline on.
+            ("a drive with no new bytes", b"", Wait::Head, Counted::AsBefore, 0),
             ("the end of the body", b"d", Wait::Idle, Counted::FromNow(idle), 1),
         ];
         let mut last = deadline;
