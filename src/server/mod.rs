@@ -7,6 +7,7 @@
 //! ```
 
 pub mod deadline;
+pub mod notifier;
 pub mod poll;
 pub mod pool;
 pub mod spin;
@@ -25,8 +26,8 @@ use crate::files::{DocRoot, RACY_WINDOW};
 use crate::handler::Site;
 use crate::log::Log;
 use crate::pages::ErrorPages;
+use notifier::Notifier;
 use poll::{PollLoop, Timeouts, WAKER};
-use pool::Notifier;
 
 /// Why the server could not start or stopped.
 #[derive(Debug)]
