@@ -6,10 +6,24 @@
 //! threads a system call. The protocol that decides this lives here, apart from the worker
 //! loop and the poll loop that call it, so that it can be read and checked on its own.
 
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
 use mio::Waker;
+
+/// How a worker wakes the poll thread: in the server, the `mio::Waker` registered with the
+/// poll thread's `Poll`; in tests, whatever counts the wake-ups.
+pub trait Wake {
+    /// Wakes the poll thread; an error means it is gone.
+    fn wake(&self) -> io::Result<()>;
+}
+
+impl Wake for Waker {
+    fn wake(&self) -> io::Result<()> {
+        Waker::wake(self)
+    }
+}
 
 /// How workers wake the poll thread, and when they need not.
 ///
@@ -31,8 +45,8 @@ use mio::Waker;
 /// time it spends spinning (see [`super::spin`]), when waking it would only cost the
 /// workers a system call.
 #[derive(Debug)]
-pub struct Notifier {
-    waker: Waker,
+pub struct Notifier<W: Wake = Waker> {
+    waker: W,
     /// The poll thread has not yet planned its next sleep.
     awake: AtomicBool,
     pending: AtomicBool,
@@ -44,9 +58,9 @@ pub struct Notifier {
     epoch: Instant,
 }
 
-impl Notifier {
+impl<W: Wake> Notifier<W> {
     /// Wraps the poll thread's one waker.
-    pub fn new(waker: Waker) -> Notifier {
+    pub fn new(waker: W) -> Notifier<W> {
         Notifier {
             waker,
             awake: AtomicBool::new(true),
@@ -110,5 +124,58 @@ impl Notifier {
     fn nanos(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.epoch).as_nanos();
         u64::try_from(since).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Counts wake-ups instead of writing to an eventfd.
+    #[derive(Debug, Default)]
+    struct Count(Cell<usize>);
+
+    impl Wake for Count {
+        fn wake(&self) -> io::Result<()> {
+            self.0.set(self.0.get() + 1);
+            Ok(())
+        }
+    }
+
+    fn wakes(notifier: &Notifier<Count>) -> usize {
+        notifier.waker.0.get()
+    }
+
+    #[test]
+    fn nothing_wakes_a_poll_thread_that_has_not_planned_its_sleep() {
+        let notifier = Notifier::new(Count::default());
+        notifier.notify();
+        notifier.notify_idle(Instant::now());
+        // It slept, and a poll returned.
+        notifier.plan(false, None);
+        notifier.awake();
+        notifier.rearm();
+        notifier.notify();
+        notifier.notify_idle(Instant::now());
+        assert_eq!(wakes(&notifier), 0);
+    }
+
+    #[test]
+    fn one_wake_up_per_sleep_however_many_results() {
+        let notifier = Notifier::new(Count::default());
+        notifier.plan(false, None);
+        notifier.rearm();
+        notifier.notify();
+        notifier.notify();
+        notifier.notify_idle(Instant::now());
+        assert_eq!(wakes(&notifier), 1);
+        // The wake-up ends the poll; the poll thread takes the results in and sleeps again.
+        notifier.awake();
+        notifier.rearm();
+        notifier.plan(false, None);
+        notifier.rearm();
+        notifier.notify();
+        assert_eq!(wakes(&notifier), 2);
     }
 }
