@@ -5,12 +5,24 @@
 //! it would wake by itself, and should not wake it otherwise, since a wake-up costs both
 //! threads a system call. The protocol that decides this lives here, apart from the worker
 //! loop and the poll loop that call it, so that it can be read and checked on its own.
+//!
+//! It is checked by an exhaustive model (`notifier/model.rs`): every interleaving of the
+//! poll thread's loop with one or two workers handing back each kind of result, on a memory
+//! where stores may wait in per-thread buffers, never leaves a result behind while the poll
+//! thread sleeps past the moment it needs it; and each of six ways of breaking the
+//! protocol does (dropping either fence, draining before planning, never re-arming or
+//! re-arming only in `plan_sleep`, ignoring `wants_all`). The model checks a restatement
+//! of this code, step by step; the tests below hold the code's decisions to the model's.
+//! Both run under `cargo test` (alone: `cargo test --lib notifier`).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
 use mio::Waker;
+
+#[cfg(test)]
+mod model;
 
 /// How a worker wakes the poll thread: in the server, the `mio::Waker` registered with the
 /// poll thread's `Poll`; in tests, whatever counts the wake-ups.
@@ -29,9 +41,14 @@ impl Wake for Waker {
 ///
 /// A result that needs the poll thread soon (a response waiting to be written, a
 /// connection to close, one the poll thread already has readiness for) always wakes it,
-/// at most once per batch: a worker wakes it only if no wake-up is pending, and the poll
-/// thread re-arms before it drains the done channel. A connection that merely goes idle
-/// does not: it needs the poll thread only at its idle deadline, or when its next request
+/// at most once per batch: a worker wakes it only if no wake-up is pending. The poll
+/// thread re-arms whenever a poll returns, before it takes results in, and the fence in
+/// `plan` publishes that before it sleeps again. So a worker that finds a wake-up pending
+/// either found it before that fence, having sent before it, and the drain after the
+/// fence takes its result in; or found one that no poll has consumed yet, which ends the
+/// next sleep at once. (The re-arm in `plan_sleep`'s own drain is not needed for this:
+/// the model leaves no result behind without it.) A connection that merely goes idle does
+/// not: it needs the poll thread only at its idle deadline, or when its next request
 /// arrives, which wakes the poll thread anyway. So it wakes the poll thread only if the
 /// poll thread plans to sleep past that deadline, or has asked for every result.
 ///
@@ -129,8 +146,10 @@ impl<W: Wake> Notifier<W> {
 
 #[cfg(test)]
 mod tests {
+    use super::model::{self, Kind, NEVER, Plan, SOON};
     use super::*;
     use std::cell::Cell;
+    use std::time::Duration;
 
     /// Counts wake-ups instead of writing to an eventfd.
     #[derive(Debug, Default)]
@@ -177,5 +196,57 @@ mod tests {
         notifier.rearm();
         notifier.notify();
         assert_eq!(wakes(&notifier), 2);
+    }
+
+    /// The code decides as the model's workers do, for every kind of result, every plan and
+    /// every state of the flags, one worker at a time.
+    #[test]
+    fn workers_decide_as_in_the_model() {
+        let plans = [
+            (false, Some(SOON)),
+            (false, None),
+            (true, Some(SOON)),
+            (true, None),
+        ];
+        let kinds = [
+            Kind::Now,
+            Kind::Idle(SOON - 1),
+            Kind::Idle(SOON),
+            Kind::Idle(SOON + 1),
+        ];
+        for (wants_all, wake_at) in plans {
+            for kind in kinds {
+                for awake in [false, true] {
+                    for pending in [false, true] {
+                        let notifier = Notifier::new(Count::default());
+                        // Model time is in milliseconds from here.
+                        let at = |time| notifier.epoch + Duration::from_millis(1000 + time);
+                        notifier.plan(wants_all, wake_at.map(at));
+                        notifier.rearm();
+                        if pending {
+                            notifier.notify();
+                        }
+                        if awake {
+                            notifier.awake();
+                        }
+                        let before = wakes(&notifier);
+                        match kind {
+                            Kind::Now => notifier.notify(),
+                            Kind::Idle(due) => notifier.notify_idle(at(due)),
+                        }
+                        let woke = wakes(&notifier) > before;
+                        let plan = Plan {
+                            wants_all,
+                            sleeps_until: wake_at.unwrap_or(NEVER),
+                        };
+                        assert_eq!(
+                            woke,
+                            model::worker_wakes(kind, plan, awake, pending),
+                            "{kind:?} with {plan:?}, awake {awake}, pending {pending}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
