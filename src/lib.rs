@@ -14,7 +14,7 @@
 //!   [`server::pool::Job`]; the worker that receives it owns it until it sends it back in a
 //!   [`server::pool::Done`] (waking the poll thread) or drops it, closing the socket.
 //! - Nothing else is shared but the channels, the waker (with the notifier's plan of when
-//!   the poll thread needs waking, [`server::pool::Notifier`]), read-only `Arc`s
+//!   the poll thread needs waking, [`server::notifier::Notifier`]), read-only `Arc`s
 //!   ([`handler::Site`]: the document root, error pages and settings), the file cache,
 //!   built for sharing ([`cache`]), and its change watch ([`watch`]). There is no lock
 //!   around a connection.

@@ -7,6 +7,7 @@
 //! ```
 
 pub(crate) mod deadline;
+pub(crate) mod notifier;
 pub(crate) mod poll;
 pub(crate) mod pool;
 pub(crate) mod spin;
@@ -23,8 +24,8 @@ use mio::{Poll, Waker};
 
 use crate::files::RACY_WINDOW;
 use crate::handler::Site;
+use notifier::Notifier;
 use poll::{PollLoop, WAKER};
-use pool::Notifier;
 
 pub use poll::Timeouts;
 

@@ -18,7 +18,8 @@ use slab::Slab;
 
 use super::Totals;
 use super::deadline::{Deadline, DeadlineQueue};
-use super::pool::{Done, Job, Notifier, Outcome, PoolConn, Work};
+use super::notifier::Notifier;
+use super::pool::{Done, Job, Outcome, PoolConn, Work};
 use super::spin::Spin;
 use crate::conn::{self, CloseReason, Conn, Edges, Wait};
 use crate::handler::Site;

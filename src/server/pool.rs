@@ -7,15 +7,14 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use mio::Waker;
 use mio::net::TcpStream;
 
 use super::Totals;
+use super::notifier::Notifier;
 use super::spin::Spin;
 use crate::conn::{self, Buffers, Conn, Edges, Next, Wait};
 use crate::handler::{Site, Workspace};
@@ -58,108 +57,6 @@ pub enum Outcome {
 pub struct Done {
     pub token: usize,
     pub outcome: Outcome,
-}
-
-/// How workers wake the poll thread, and when they need not.
-///
-/// A result that needs the poll thread soon (a response waiting to be written, a
-/// connection to close, one the poll thread already has readiness for) always wakes it,
-/// at most once per batch: a worker wakes it only if no wake-up is pending, and the poll
-/// thread re-arms before it drains the done channel. A connection that merely goes idle
-/// does not: it needs the poll thread only at its idle deadline, or when its next request
-/// arrives, which wakes the poll thread anyway. So it wakes the poll thread only if the
-/// poll thread plans to sleep past that deadline, or has asked for every result.
-///
-/// Each side writes what it knows before it reads what the other wrote (the worker sends,
-/// then reads the plan; the poll thread stores the plan, then drains the channel), all
-/// sequentially consistent, so an idle result is either seen by that drain or wakes the
-/// poll thread.
-///
-/// While the poll thread is awake (between returning from a poll and planning its next
-/// sleep) no result wakes it: it takes every result in before it sleeps. That covers the
-/// time it spends spinning (see [`super::spin`]), when waking it would only cost the
-/// workers a system call.
-#[derive(Debug)]
-pub struct Notifier {
-    waker: Waker,
-    /// The poll thread has not yet planned its next sleep.
-    awake: AtomicBool,
-    pending: AtomicBool,
-    /// The poll thread wants every result at once (it is shutting down, or holds readiness
-    /// for a connection still with a worker).
-    wants_all: AtomicBool,
-    /// When the poll thread plans to wake on its own, in nanoseconds after `epoch`.
-    sleeps_until: AtomicU64,
-    epoch: Instant,
-}
-
-impl Notifier {
-    /// Wraps the poll thread's one waker.
-    pub fn new(waker: Waker) -> Notifier {
-        Notifier {
-            waker,
-            awake: AtomicBool::new(true),
-            pending: AtomicBool::new(false),
-            wants_all: AtomicBool::new(true),
-            sleeps_until: AtomicU64::new(u64::MAX),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Called by a worker after sending a result the poll thread needs now.
-    pub fn notify(&self) {
-        // Orders the send before the loads below without relying on how the channel
-        // happens to synchronise.
-        fence(Ordering::SeqCst);
-        if self.awake.load(Ordering::SeqCst) {
-            return;
-        }
-        if !self.pending.swap(true, Ordering::SeqCst) {
-            // A failed wake means the poll thread is gone; the result is moot.
-            let _ = self.waker.wake();
-        }
-    }
-
-    /// Called by a worker after sending a connection that waits idle until `due`.
-    pub fn notify_idle(&self, due: Instant) {
-        // As in `notify`.
-        fence(Ordering::SeqCst);
-        if self.awake.load(Ordering::SeqCst) {
-            return;
-        }
-        if self.wants_all.load(Ordering::SeqCst)
-            || self.sleeps_until.load(Ordering::SeqCst) > self.nanos(due)
-        {
-            self.notify();
-        }
-    }
-
-    /// Called by the poll thread as soon as a poll returns: until it plans its next sleep
-    /// it takes results in without being woken.
-    pub fn awake(&self) {
-        self.awake.store(true, Ordering::SeqCst);
-    }
-
-    /// Called by the poll thread before it drains the done channel.
-    pub fn rearm(&self) {
-        self.pending.store(false, Ordering::SeqCst);
-    }
-
-    /// Called by the poll thread before its last drain ahead of sleeping: whether it wants
-    /// every result, and when it will wake by itself (`None`: not before an event).
-    pub fn plan(&self, wants_all: bool, wake_at: Option<Instant>) {
-        self.wants_all.store(wants_all, Ordering::SeqCst);
-        let until = wake_at.map_or(u64::MAX, |at| self.nanos(at));
-        self.sleeps_until.store(until, Ordering::SeqCst);
-        self.awake.store(false, Ordering::SeqCst);
-        // Orders the stores above before the drain that follows.
-        fence(Ordering::SeqCst);
-    }
-
-    fn nanos(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(since).unwrap_or(u64::MAX)
-    }
 }
 
 /// Starts `count` workers. Each returns what it counted when the job channel closes.
