@@ -879,7 +879,7 @@ mod tests {
     /// Changes the check shows to be harmless; slow in a debug build, so run on demand
     /// (`cargo test --release --lib notifier -- --ignored`).
     #[test]
-    #[ignore]
+    #[ignore = "slow in a debug build; run with cargo test --release --lib notifier -- --ignored"]
     fn harmless_changes_strand_nothing() {
         for code in [
             Code::RearmAfterDrain,
