@@ -8,6 +8,8 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::log::Format;
+
 use crate::server::Model;
 
 /// The document root served when none is given (the original's demo site).
@@ -26,8 +28,6 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long responses in flight may take to finish after SIGINT or SIGTERM.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// Where the error pages live unless told otherwise.
-pub const DEFAULT_ERROR_PAGES: &str = "./error";
 /// Highest `--max-connections`: far beyond what one process's descriptors allow anyway.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// More workers than this only adds contention on a static-file workload.
@@ -42,10 +42,11 @@ pub const HELP: &str = "\
 poolhttpd — serve a folder over HTTP/1.1 with one poll thread and a fixed worker pool
 
 USAGE:
-    poolhttpd [OPTIONS]
+    poolhttpd [OPTIONS] [DIR]
 
 OPTIONS:
-    -r, --root DIR          document root [default: ./scu]  (also: -document_root DIR)
+    -r, --root DIR          document root, also given as DIR alone [default: ./scu]
+                            (also: -document_root DIR)
     -p, --port N            TCP port, 0 picks a free one [default: 8080]  (also: -port N)
         --bind ADDR         address to listen on [default: 127.0.0.1]
         --workers N         worker threads [default: available cores]
@@ -59,8 +60,15 @@ OPTIONS:
         --grace SECS        after SIGINT/SIGTERM, time for responses in flight [default: 5]
         --model MODEL       pool (poll thread + worker pool) or threads (one thread per
                             connection, for comparison) [default: pool]
-        --error-pages DIR   pages NNN.html for error statuses [default: ./error]
+        --error-pages DIR   pages NNN.html for error statuses [default: the pages built in]
     -q, --quiet             no request or connection log
+        --log-format FORMAT worker (thread, client, request, status, bytes, time),
+                            combined (NCSA, as nginx writes it) or json [default: worker]
+        --color WHEN        colour the worker format: auto (on a terminal, unless
+                            NO_COLOR is set), always or never [default: auto]
+        --stats SECS        print a line of live statistics to stderr every SECS
+        --reuse-port        let several processes listen on the same port
+                            (SO_REUSEPORT), each with its own threads
     -h, --help              print this help
     -V, --version           print the version
 
@@ -80,6 +88,8 @@ pub enum Command {
 pub struct Config {
     /// The root as typed, for the banner.
     pub root: PathBuf,
+    /// No root was named: [`DEFAULT_ROOT`] is served, and a missing one says how to name one.
+    pub root_is_default: bool,
     pub port: u16,
     pub bind: IpAddr,
     pub workers: NonZeroUsize,
@@ -89,9 +99,24 @@ pub struct Config {
     pub max_connections: usize,
     pub grace: Duration,
     pub model: Model,
-    /// `None` when the default directory does not exist: built-in pages only.
+    /// `None`: the pages compiled in from the repository's `error/`.
     pub error_pages: Option<PathBuf>,
     pub quiet: bool,
+    pub log_format: Format,
+    pub colour: Colour,
+    /// How often to print a line of live statistics to stderr; `None`: never.
+    pub stats: Option<Duration>,
+    /// Let other processes listen on the same port (`SO_REUSEPORT`).
+    pub reuse_port: bool,
+}
+
+/// When log lines are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    Always,
+    Never,
 }
 
 /// What the user typed, before validation.
@@ -109,6 +134,10 @@ struct Args {
     model: Option<String>,
     error_pages: Option<PathBuf>,
     quiet: bool,
+    log_format: Option<String>,
+    colour: Option<String>,
+    stats: Option<String>,
+    reuse_port: bool,
 }
 
 /// A command line we cannot run with.
@@ -172,13 +201,28 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         model: args.opt_value_from_str("--model")?,
         error_pages: opt_path(&mut args, "--error-pages")?,
         quiet: args.contains(["-q", "--quiet"]),
+        log_format: args.opt_value_from_str("--log-format")?,
+        colour: args.opt_value_from_str("--color")?,
+        stats: args.opt_value_from_str("--stats")?,
+        reuse_port: args.contains("--reuse-port"),
     };
     let mut rest = pico_args::Arguments::from_vec(original_spellings(args.finish()));
     let root = opt_path(&mut rest, ["-r", "--root"])?;
     typed.root = at_most_once("--root", typed.root, root)?;
     let port = rest.opt_value_from_str(["-p", "--port"])?;
     typed.port = at_most_once("--port", typed.port, port)?;
-    if let Some(extra) = rest.finish().into_iter().next() {
+    // What is left is free-standing: the root may be given so, as `poolhttpd DIR`.
+    let mut free = rest.finish().into_iter();
+    if let Some(first) = free.next() {
+        let as_root = !first.to_string_lossy().starts_with('-') && typed.root.is_none();
+        if !as_root {
+            return Err(ConfigError::Unexpected(
+                first.to_string_lossy().into_owned(),
+            ));
+        }
+        typed.root = Some(PathBuf::from(first));
+    }
+    if let Some(extra) = free.next() {
         return Err(ConfigError::Unexpected(
             extra.to_string_lossy().into_owned(),
         ));
@@ -304,9 +348,38 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
     let error_pages = match typed.error_pages {
         Some(dir) if dir.is_dir() => Some(dir),
         Some(dir) => return Err(ConfigError::ErrorPages(dir)),
-        None => Some(PathBuf::from(DEFAULT_ERROR_PAGES)).filter(|dir| dir.is_dir()),
+        None => None,
+    };
+    let log_format = match typed.log_format.as_deref() {
+        None | Some("worker") => Format::Worker,
+        Some("combined") => Format::Combined,
+        Some("json") => Format::Json,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                flag: "--log-format",
+                value: other.to_string(),
+                why: "expected worker, combined or json",
+            });
+        }
+    };
+    let colour = match typed.colour.as_deref() {
+        None | Some("auto") => Colour::Auto,
+        Some("always") => Colour::Always,
+        Some("never") => Colour::Never,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                flag: "--color",
+                value: other.to_string(),
+                why: "expected auto, always or never",
+            });
+        }
+    };
+    let stats = match typed.stats {
+        None => None,
+        Some(value) => Some(seconds("--stats", Some(value), Duration::ZERO)?),
     };
     Ok(Config {
+        root_is_default: typed.root.is_none(),
         root: typed.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
         port,
         bind,
@@ -319,6 +392,10 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         model,
         error_pages,
         quiet: typed.quiet,
+        log_format,
+        colour,
+        stats,
+        reuse_port: typed.reuse_port,
     })
 }
 
@@ -482,6 +559,55 @@ mod tests {
     }
 
     #[test]
+    fn the_root_may_stand_alone() {
+        let table = [
+            ("./site", "./site", false),
+            ("./site -p 81", "./site", false),
+            ("-p 81 ./site", "./site", false),
+            ("", "./scu", true),
+        ];
+        for (line, root, default) in table {
+            let config = serve(line);
+            assert_eq!(
+                (config.root, config.root_is_default),
+                (PathBuf::from(root), default),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn operator_options() {
+        let config = serve("--log-format combined --color never --stats 2.5 --reuse-port");
+        assert_eq!(config.log_format, Format::Combined);
+        assert_eq!(config.colour, Colour::Never);
+        assert_eq!(config.stats, Some(Duration::from_millis(2500)));
+        assert!(config.reuse_port);
+        let defaults = serve("");
+        assert_eq!(
+            (
+                defaults.log_format,
+                defaults.colour,
+                defaults.stats,
+                defaults.reuse_port
+            ),
+            (Format::Worker, Colour::Auto, None, false)
+        );
+        for (line, format) in [
+            ("--log-format=json", Format::Json),
+            ("--log-format worker", Format::Worker),
+        ] {
+            assert_eq!(serve(line).log_format, format, "{line}");
+        }
+        for (line, colour) in [
+            ("--color=always", Colour::Always),
+            ("--color auto", Colour::Auto),
+        ] {
+            assert_eq!(serve(line).colour, colour, "{line}");
+        }
+    }
+
+    #[test]
     fn help_and_version() {
         for (line, help) in [
             ("--help", true),
@@ -511,7 +637,14 @@ mod tests {
             ("--keep-alive 0", "--keep-alive"),
             ("--keep-alive 99999", "--keep-alive"),
             ("--frobnicate", "--frobnicate"),
-            ("stray", "stray"),
+            ("one two", "two"),
+            ("--root x stray", "stray"),
+            ("-x", "-x"),
+            ("--log-format apache", "--log-format"),
+            ("--color sometimes", "--color"),
+            ("--stats 0", "--stats"),
+            ("--stats often", "--stats"),
+            ("--reuse-port=yes", "--reuse-port"),
             ("--port 1 --port 2", "--port"),
             ("--error-pages /nonexistent/pages", "/nonexistent/pages"),
             ("--max-connections 0", "--max-connections"),

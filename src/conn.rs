@@ -41,7 +41,7 @@ use crate::http::Status;
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::request::{self, BodyFraming, MAX_HEAD, Parsed, RequestError, Version};
 use crate::http::response::Fate;
-use crate::log::{Actor, Log, RequestLine};
+use crate::log::{Actor, Entry, Said};
 
 /// Response bytes queued from pipelined requests before they are written. Bounds the
 /// output buffer while still answering a burst of small pipelined requests in one write.
@@ -237,14 +237,7 @@ impl Phase {
     }
 
     /// Records the response the handler just appended to the output, from `mark` on.
-    fn queued(
-        &mut self,
-        mark: usize,
-        answer: Answer,
-        line: String,
-        started: Instant,
-        actor: Actor,
-    ) {
+    fn queued(&mut self, mark: usize, answer: Answer, said: Said, started: Instant, actor: Actor) {
         let Phase::Writing { out, .. } = self else {
             return;
         };
@@ -261,7 +254,7 @@ impl Phase {
                 .as_ref()
                 .map_or(0, |body| body.end - body.offset);
         out.records.push(Record {
-            line,
+            said,
             status: answer.status,
             body_start,
             end: body_start + answer.body_len,
@@ -333,8 +326,8 @@ pub struct Output {
 /// One response as the log will tell it.
 #[derive(Debug)]
 struct Record {
-    /// The request line, escaped for the log (empty when the log is off).
-    line: String,
+    /// What the log says of the request (nothing when the log is off).
+    said: Said,
     status: Status,
     /// Where its body starts and where it ends, in bytes of the output.
     body_start: u64,
@@ -357,40 +350,60 @@ impl Output {
             .saturating_sub(record.body_start)
     }
 
-    /// Logs every record whose last byte has been written.
-    fn log_finished(&mut self, log: &Log, line: &mut String, peer: SocketAddr, now: Instant) {
+    /// Logs (and counts) every record whose last byte has been written.
+    fn log_finished(
+        &mut self,
+        site: &Site,
+        line: &mut String,
+        conn: (u64, SocketAddr),
+        now: Instant,
+    ) {
         while let Some(record) = self.records.get(self.logged) {
             if record.end > self.written {
                 break;
             }
             let sent = record.end - record.body_start;
-            log_record(log, line, peer, record, sent, now, None);
+            finished(site, line, conn, record, sent, now, None);
             self.logged += 1;
         }
     }
 }
 
-fn log_record(
-    log: &Log,
+/// A response is over: logs and counts it, with `sent` body bytes written, and if it was
+/// cut short, the body's length and why.
+fn finished(
+    site: &Site,
     line: &mut String,
-    peer: SocketAddr,
+    (conn, peer): (u64, SocketAddr),
     record: &Record,
     sent: u64,
     now: Instant,
     ended: Option<(u64, CloseReason)>,
 ) {
     let took = now.saturating_duration_since(record.started);
-    let request = RequestLine::Escaped(&record.line);
-    log.request(
-        line,
-        record.actor,
+    if let Some(stats) = &site.stats {
+        let index = match record.actor {
+            Actor::Worker(index) => index,
+            _ => 0,
+        };
+        stats.record(index, sent, took);
+    }
+    let log = &site.log;
+    if !log.enabled() {
+        return;
+    }
+    let why = ended.map(|(_, reason)| reason.to_string());
+    let entry = Entry {
+        actor: record.actor,
+        conn,
         peer,
-        request,
-        record.status.code(),
+        said: &record.said,
+        status: record.status.code(),
         sent,
-        ended,
+        ended: ended.zip(why.as_deref()).map(|((of, _), why)| (of, why)),
         took,
-    );
+    };
+    log.request(line, &entry);
 }
 
 /// A thread's reusable buffers, lent to the connections it drives. Outputs stay boxed, as
@@ -551,7 +564,7 @@ impl<S: AsFd> Conn<S> {
         self.input = Input::default();
         self.queue_closing(
             handler::time_out,
-            RequestLine::Refused("request timed out"),
+            "request timed out",
             started,
             CloseReason::HeadTimeout,
             site,
@@ -563,16 +576,17 @@ impl<S: AsFd> Conn<S> {
 
     /// Ends the connection: logs every response it had not finished sending, with the
     /// bytes that left and why it ended, and the connection's own close line.
-    pub fn close(self, reason: CloseReason, log: &Log, line: &mut String, actor: Actor) {
+    pub fn close(self, reason: CloseReason, site: &Site, line: &mut String, actor: Actor) {
         if let Phase::Writing { out, .. } = &self.phase {
             let now = Instant::now();
             for record in &out.records[out.logged..] {
                 let sent = out.body_sent(record);
                 let ended = Some((record.end - record.body_start, reason));
-                log_record(log, line, self.peer, record, sent, now, ended);
+                finished(site, line, (self.id, self.peer), record, sent, now, ended);
             }
         }
-        log.closed(line, actor, self.id, self.peer, reason, self.served);
+        site.log
+            .closed(line, actor, self.id, self.peer, reason, self.served);
     }
 
     /// After a panic while driving this connection: answer 500 in place of the response
@@ -601,7 +615,7 @@ impl<S: AsFd> Conn<S> {
                 };
                 self.queue_closing(
                     handler::fail,
-                    RequestLine::Refused("panic while answering"),
+                    "panic while answering",
                     started,
                     CloseReason::Panic,
                     site,
@@ -814,18 +828,20 @@ impl<S: AsFd> Conn<S> {
                     };
                 }
                 Ok(Parsed::Complete(req)) => {
-                    let line = if site.log.enabled() {
-                        RequestLine::Request {
-                            method: req.method_token,
-                            target: req.target,
-                            version: match req.version {
-                                Version::Http10 => "HTTP/1.0",
-                                Version::Http11 => "HTTP/1.1",
-                            },
-                        }
-                        .to_string()
+                    let said = if site.log.enabled() {
+                        let version = match req.version {
+                            Version::Http10 => "HTTP/1.0",
+                            Version::Http11 => "HTTP/1.1",
+                        };
+                        Said::request(
+                            req.method_token,
+                            req.target,
+                            version,
+                            req.user_agent,
+                            req.referer,
+                        )
                     } else {
-                        String::new()
+                        Said::default()
                     };
                     let served = self.served;
                     let out = self.phase.writing(bufs);
@@ -834,7 +850,7 @@ impl<S: AsFd> Conn<S> {
                     let answer = handler::answer(&req, site, ws, &mut out.buf, served);
                     out.answering = None;
                     let close = answer.fate == Fate::Close;
-                    self.phase.queued(mark, answer, line, started, ws.actor);
+                    self.phase.queued(mark, answer, said, started, ws.actor);
                     self.input.start += req.head_len;
                     if self.input.is_empty() {
                         self.input.start = 0;
@@ -867,7 +883,7 @@ impl<S: AsFd> Conn<S> {
     ) {
         self.queue_closing(
             |site, ws, out| handler::refuse(error, site, ws, out),
-            RequestLine::Refused(error.message()),
+            error.message(),
             started,
             CloseReason::BadRequest,
             site,
@@ -882,22 +898,22 @@ impl<S: AsFd> Conn<S> {
     fn queue_closing(
         &mut self,
         answer: impl FnOnce(&Site, &mut Workspace, &mut Vec<u8>) -> Answer,
-        what: RequestLine<'_>,
+        what: &'static str,
         started: Instant,
         reason: CloseReason,
         site: &Site,
         ws: &mut Workspace,
         bufs: &mut Buffers,
     ) {
-        let line = if site.log.enabled() {
-            what.to_string()
+        let said = if site.log.enabled() {
+            Said::refused(what)
         } else {
-            String::new()
+            Said::default()
         };
         let out = self.phase.writing(bufs);
         let mark = out.buf.len();
         let answer = answer(site, ws, &mut out.buf);
-        self.phase.queued(mark, answer, line, started, ws.actor);
+        self.phase.queued(mark, answer, said, started, ws.actor);
         // Answered, if not served: it counts among the connection's requests.
         self.served += 1;
         self.phase.then(Then::Close(reason));
@@ -985,7 +1001,7 @@ impl<S: AsFd> Conn<S> {
                     out.written += n as u64;
                     let now = Instant::now();
                     *progress = now;
-                    out.log_finished(&site.log, &mut ws.line, self.peer, now);
+                    out.log_finished(site, &mut ws.line, (self.id, self.peer), now);
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => return Ok(Flushed::Blocked),
@@ -1053,6 +1069,7 @@ mod tests {
     use rustix::io::Errno;
 
     use super::*;
+    use crate::log::Log;
     use crate::files::DocRoot;
     use crate::http::request::MAX_REQUEST_LINE;
     use crate::pages::ErrorPages;
@@ -1144,6 +1161,7 @@ mod tests {
                 keep_alive: Duration::from_secs(5),
                 log: Log::new(true),
                 fault_injection: false,
+                stats: None,
             };
             Fixture { dir, site }
         }

@@ -18,6 +18,7 @@ use crate::http::request::{Method, Persistence, Request, RequestError};
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
+use crate::stats::Stats;
 use crate::watch::Watcher;
 
 /// Requests served on one connection before it is closed, so that one client cannot keep
@@ -33,6 +34,8 @@ pub struct Site {
     pub log: Log,
     /// Debug builds under test: [`FAULT_TARGET`] panics (`main` sets it from the environment).
     pub fault_injection: bool,
+    /// What `--stats` counts; `None` without it.
+    pub stats: Option<Stats>,
 }
 
 /// The target that panics a worker when fault injection is on.

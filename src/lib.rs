@@ -46,4 +46,5 @@ pub(crate) mod http;
 pub mod log;
 pub mod pages;
 pub mod server;
+pub mod stats;
 pub(crate) mod watch;

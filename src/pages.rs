@@ -1,5 +1,6 @@
-//! Error pages: read once at start from the error-pages directory, with a built-in page for
-//! every status that has no file.
+//! Error pages: the repository's `error/` pages, compiled into the binary so that an
+//! installed server shows them anywhere; or pages read once at start from `--error-pages
+//! DIR`, with the compiled-in page standing in for any file the directory lacks.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -18,8 +19,8 @@ pub struct ErrorPages {
 }
 
 impl ErrorPages {
-    /// Loads `dir/NNN.html` for every error status, built-in pages where a file is missing.
-    /// `dir` of `None`, or a missing directory, gives built-in pages only.
+    /// Loads `dir/NNN.html` for every error status, compiled-in pages where a file is
+    /// missing. `dir` of `None` gives the compiled-in pages only.
     pub fn load(dir: Option<&Path>) -> io::Result<ErrorPages> {
         let mut pages = HashMap::new();
         for status in Status::ALL.into_iter().filter(|s| s.is_error()) {
@@ -61,8 +62,28 @@ fn read_page(path: &Path) -> io::Result<Box<[u8]>> {
     Ok(bytes.into_boxed_slice())
 }
 
-/// A plain page naming the status.
+/// The pages of the repository's `error/`, compiled in.
+const COMPILED_IN: [(u16, &[u8]); 13] = [
+    (400, include_bytes!("../error/400.html")),
+    (403, include_bytes!("../error/403.html")),
+    (404, include_bytes!("../error/404.html")),
+    (405, include_bytes!("../error/405.html")),
+    (408, include_bytes!("../error/408.html")),
+    (412, include_bytes!("../error/412.html")),
+    (413, include_bytes!("../error/413.html")),
+    (414, include_bytes!("../error/414.html")),
+    (416, include_bytes!("../error/416.html")),
+    (431, include_bytes!("../error/431.html")),
+    (500, include_bytes!("../error/500.html")),
+    (501, include_bytes!("../error/501.html")),
+    (505, include_bytes!("../error/505.html")),
+];
+
+/// The compiled-in page for `status`, or a plain page naming it.
 fn built_in(status: Status) -> Box<[u8]> {
+    if let Some((_, page)) = COMPILED_IN.iter().find(|(code, _)| *code == status.code()) {
+        return (*page).into();
+    }
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title></head>\n\
          <body><h1>{status}</h1><hr><p>poolhttpd</p></body></html>\n"
@@ -76,15 +97,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_override_built_in_pages() {
+    fn files_override_compiled_in_pages() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("404.html"), "custom 404").unwrap();
         let pages = ErrorPages::load(Some(dir.path())).unwrap();
         assert_eq!(pages.get(Status::NotFound), b"custom 404");
-        let built = String::from_utf8(pages.get(Status::Forbidden).to_vec()).unwrap();
-        assert!(built.contains("<title>403 Forbidden</title>"), "{built}");
+        let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("error");
+        assert_eq!(
+            pages.get(Status::Forbidden),
+            std::fs::read(repository.join("403.html")).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_error_status_has_the_repositorys_page_compiled_in() {
+        let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("error");
+        let pages = ErrorPages::load(None).unwrap();
         for status in Status::ALL.into_iter().filter(|s| s.is_error()) {
-            assert!(!pages.get(status).is_empty(), "{status:?}");
+            let file = repository.join(format!("{}.html", status.code()));
+            let want = std::fs::read(&file).unwrap_or_else(|err| panic!("{file:?}: {err}"));
+            assert_eq!(pages.get(status), want, "{status:?}");
         }
     }
 

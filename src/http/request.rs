@@ -92,6 +92,9 @@ pub struct Request<'b> {
     pub range: Option<&'b [u8]>,
     pub if_range: Option<&'b [u8]>,
     pub expect_continue: bool,
+    /// `User-Agent` and `Referer`, for the log.
+    pub user_agent: Option<&'b [u8]>,
+    pub referer: Option<&'b [u8]>,
     /// Bytes of the buffer this head occupied.
     pub head_len: usize,
 }
@@ -209,6 +212,8 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
         range: None,
         if_range: None,
         expect_continue: false,
+        user_agent: None,
+        referer: None,
         head_len,
     };
     let mut hosts = 0usize;
@@ -259,6 +264,10 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
             request.range = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {
             request.if_range = Some(value);
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            request.user_agent = Some(value);
+        } else if name.eq_ignore_ascii_case("referer") {
+            request.referer = Some(value);
         } else if name.eq_ignore_ascii_case("expect") && value.eq_ignore_ascii_case(b"100-continue")
         {
             request.expect_continue = true;

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mio::{Poll, Waker};
 
@@ -40,16 +41,29 @@ pub enum Model {
 
 /// How to serve: where, in which model, with how many threads and connections, and how
 /// long to wait. What is served is the [`Site`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Options {
-    /// The address to listen on; port 0 lets the system choose.
-    pub addr: SocketAddr,
+    pub listen: Listen,
     pub model: Model,
     /// Threads in the worker pool; the thread-per-connection model has none.
     pub workers: NonZeroUsize,
     /// Connections held at once, lowered by [`Server::bind`] if descriptors are short.
     pub max_connections: usize,
     pub timeouts: Timeouts,
+    /// How often the poll thread (or, with a thread per connection, a thread of its own)
+    /// prints a line of live statistics to stderr; `None`: never, and nothing is counted.
+    pub stats: Option<Duration>,
+}
+
+/// Where connections come from.
+#[derive(Debug)]
+pub enum Listen {
+    /// A socket bound here; port 0 lets the system choose. With `reuse_port`, other
+    /// processes may listen on the same port (`SO_REUSEPORT`), the kernel spreading new
+    /// connections among them.
+    Address { addr: SocketAddr, reuse_port: bool },
+    /// A listening socket handed over by a supervisor (systemd socket activation).
+    Inherited(std::net::TcpListener),
 }
 
 /// Why the server could not start or stopped.
@@ -81,7 +95,7 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// An I/O error's message without Rust's `(os error N)` suffix.
-fn plain(err: &io::Error) -> String {
+pub fn plain(err: &io::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error") {
         Some(cut) => text[..cut].to_string(),
@@ -127,10 +141,17 @@ impl std::ops::AddAssign for Totals {
 
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural =
+            |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         write!(
             f,
-            "{} connections, {} requests, {} bytes sent",
-            self.connections, self.requests, self.bytes
+            "{} {}, {} {}, {} {} sent",
+            self.connections,
+            plural(self.connections, "connection", "connections"),
+            self.requests,
+            plural(self.requests, "request", "requests"),
+            self.bytes,
+            plural(self.bytes, "byte", "bytes"),
         )
     }
 }
@@ -160,11 +181,18 @@ impl Server {
             Model::Threads => site.root.with_cache(RACY_WINDOW),
         };
         let site = Site { root, ..site };
-        let addr = options.addr;
-        let listener = listen(addr).map_err(|err| ServerError::Bind(addr, err))?;
-        let local = listener
-            .local_addr()
-            .map_err(|err| ServerError::Bind(addr, err))?;
+        let listener = match options.listen {
+            Listen::Address { addr, reuse_port } => {
+                listen(addr, reuse_port).map_err(|err| ServerError::Bind(addr, err))?
+            }
+            Listen::Inherited(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .map_err(ServerError::Runtime)?;
+                mio::net::TcpListener::from_std(listener)
+            }
+        };
+        let local = listener.local_addr().map_err(ServerError::Runtime)?;
         Ok(Server {
             listener,
             local,
@@ -250,8 +278,9 @@ impl Server {
 /// that clients then retry a second later; the kernel caps this at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
-/// A non-blocking listening socket with [`LISTEN_BACKLOG`] (mio's own `bind` uses 128).
-fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+/// A non-blocking listening socket with [`LISTEN_BACKLOG`] (mio's own `bind` uses 128),
+/// shared with other processes if `reuse_port`.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::TcpListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -262,6 +291,9 @@ fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     let socket = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     sockopt::set_socket_reuseaddr(&socket, true)?;
+    if reuse_port {
+        sockopt::set_socket_reuseport(&socket, true)?;
+    }
     rustix::net::bind(&socket, &addr)?;
     rustix::net::listen(&socket, LISTEN_BACKLOG)?;
     Ok(mio::net::TcpListener::from_std(

@@ -24,6 +24,7 @@ use super::spin::Spin;
 use crate::conn::{self, CloseReason, Conn, Edges, Wait};
 use crate::handler::Site;
 use crate::log::Actor;
+use crate::stats::{Gauges, Window};
 
 /// The listener's token.
 pub const LISTENER: Token = Token(usize::MAX);
@@ -170,6 +171,8 @@ pub struct PollLoop {
     totals: Totals,
     line: String,
     spin: Spin,
+    /// With `--stats`: the window whose line is printed next.
+    stats: Option<Window>,
 }
 
 impl PollLoop {
@@ -190,6 +193,7 @@ impl PollLoop {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let stats = site.stats.as_ref().map(Window::new);
         Ok(PollLoop {
             poll,
             listener: Some(listener),
@@ -211,6 +215,7 @@ impl PollLoop {
             totals: Totals::default(),
             line: String::new(),
             spin: Spin::new(),
+            stats,
         })
     }
 
@@ -264,6 +269,7 @@ impl PollLoop {
             }
             self.expire(now);
             self.resume_accepting(now);
+            self.print_stats(now);
         }
         // At the end of shutdown: whatever still waits.
         self.close_waiting(|_| true);
@@ -292,6 +298,7 @@ impl PollLoop {
             self.linger.first(),
             retry,
             self.draining,
+            self.stats.as_ref().map(|window| window.due),
         ]
         .into_iter()
         .flatten()
@@ -538,12 +545,16 @@ impl PollLoop {
     }
 
     fn on_signals(&mut self) {
-        let stop = self
-            .signals
-            .pending()
-            .any(|signal| signal == SIGINT || signal == SIGTERM);
+        let (mut stop, mut interrupted) = (false, false);
+        for signal in self.signals.pending() {
+            stop |= signal == SIGINT || signal == SIGTERM;
+            interrupted |= signal == SIGINT;
+        }
         if !stop {
             return;
+        }
+        if interrupted {
+            crate::log::after_interrupt();
         }
         let now = Instant::now();
         if self.draining.is_some() {
@@ -576,7 +587,7 @@ impl PollLoop {
     /// Counts, closes and logs a connection that has left its slot.
     fn retire(&mut self, conn: PoolConn, reason: CloseReason) {
         self.totals.retire(&conn);
-        conn.close(reason, &self.site.log, &mut self.line, Actor::Poll);
+        conn.close(reason, &self.site, &mut self.line, Actor::Poll);
     }
 
     /// Closes, for shutdown, every connection waiting here for a kind of wait that `close`
@@ -591,6 +602,37 @@ impl PollLoop {
         for token in waiting {
             self.close(token, CloseReason::Shutdown);
         }
+    }
+
+    /// With `--stats`, the line for the window that ended, if one did.
+    fn print_stats(&mut self, now: Instant) {
+        let (Some(window), Some(stats)) = (&mut self.stats, &self.site.stats) else {
+            return;
+        };
+        if now < window.due {
+            return;
+        }
+        let idle = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| {
+                matches!(
+                    slot.place,
+                    Place::Waiting {
+                        wait: Wait::Idle,
+                        ..
+                    }
+                )
+            })
+            .count();
+        let gauges = Gauges::Pool {
+            open: self.slots.len(),
+            idle,
+            queued: self.jobs.len(),
+        };
+        let mut what = String::new();
+        window.close(stats, gauges, &mut what);
+        self.site.log.stats(&mut self.line, &what);
     }
 
     /// A line about the poll thread itself.

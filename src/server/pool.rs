@@ -100,16 +100,22 @@ fn work(
         seen,
     }) = next_job(jobs, &mut spin)
     {
+        if let Some(stats) = &site.stats {
+            stats.busy(id, true);
+        }
         conn.saw(seen);
         let mut next = drive(&mut conn, work, site, &mut ws, &mut bufs);
         // A read that filled the buffer may have left bytes whose edge was already seen.
         while next == Next::Read && conn.unread() {
             next = drive(&mut conn, Work::Drive, site, &mut ws, &mut bufs);
         }
+        if let Some(stats) = &site.stats {
+            stats.busy(id, false);
+        }
         let outcome = match next {
             Next::Close(reason) => {
                 totals.retire(&conn);
-                conn.close(reason, &site.log, &mut ws.line, ws.actor);
+                conn.close(reason, site, &mut ws.line, ws.actor);
                 Outcome::Closed
             }
             Next::Read | Next::Write => Outcome::Wait(conn),

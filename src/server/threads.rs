@@ -23,6 +23,7 @@ use super::poll::{ACCEPT_RETRY, Timeouts, out_of_descriptors};
 use crate::conn::{self, Buffers, CloseReason, Conn, Edges, Next, Wait};
 use crate::handler::{Site, Workspace};
 use crate::log::Actor;
+use crate::stats::{Gauges, Window};
 
 /// Stack for each connection thread. The state machine needs a few kilobytes (the largest
 /// item is httparse's field array); the usual 2 MiB default would only reserve address
@@ -79,6 +80,9 @@ pub fn run(
         stopping: AtomicBool::new(false),
     });
     watch_signals(&shared, Arc::clone(&listener), &site, timeouts.grace)?;
+    if site.stats.is_some() {
+        print_stats(&shared, &site)?;
+    }
     let mut next_id = 0u64;
     let mut line = String::new();
     loop {
@@ -156,9 +160,12 @@ fn watch_signals(
     std::thread::Builder::new()
         .name("signals".to_string())
         .spawn(move || {
-            for _ in signals.forever() {
+            for signal in signals.forever() {
                 if shared.stopping.swap(true, Ordering::SeqCst) {
                     std::process::exit(0);
+                }
+                if signal == SIGINT {
+                    crate::log::after_interrupt();
                 }
                 // Shutting the listener down makes the blocked `accept` fail and refuses new
                 // connections; connections reading see the end of their input.
@@ -178,6 +185,49 @@ fn watch_signals(
             }
         })?;
     Ok(())
+}
+
+/// With `--stats`: a thread that prints a line of statistics every window. A thread per
+/// connection has no loop of its own to print from, so this model gets one more thread.
+fn print_stats(shared: &Arc<Shared>, site: &Arc<Site>) -> io::Result<()> {
+    let (shared, site) = (Arc::clone(shared), Arc::clone(site));
+    std::thread::Builder::new()
+        .name("stats".to_string())
+        .spawn(move || {
+            let Some(stats) = &site.stats else {
+                return;
+            };
+            let mut window = Window::new(stats);
+            let (mut line, mut what) = (String::new(), String::new());
+            while !shared.stopping.load(Ordering::SeqCst) {
+                let left = window.due.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    std::thread::park_timeout(left);
+                    continue;
+                }
+                let gauges = Gauges::Threads {
+                    open: shared.live().sockets.len(),
+                    threads: process_threads(),
+                };
+                window.close(stats, gauges, &mut what);
+                site.log.stats(&mut line, &what);
+                what.clear();
+            }
+        })?;
+    Ok(())
+}
+
+/// The threads of this process, from `/proc/self/status` (0 if it cannot be read).
+fn process_threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|count| count.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn start(
@@ -253,7 +303,7 @@ fn serve(mut conn: Conn<Arc<TcpStream>>, site: &Site, shared: &Shared, timeouts:
     counted.retire(&conn);
     // Logged before the connection leaves the table, so that the shutdown summary, printed
     // once the table is empty, always comes after it.
-    conn.close(reason, &site.log, &mut ws.line, ws.actor);
+    conn.close(reason, site, &mut ws.line, ws.actor);
     {
         let mut live = shared.live();
         live.totals += counted;

@@ -350,7 +350,7 @@ fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
     assert_eq!(exit.code, Some(0));
     let summary = exit.stdout.last().cloned().unwrap_or_default();
     assert!(
-        summary.starts_with("Server stopped: 1 connections, 1 requests, "),
+        summary.starts_with("Server stopped: 1 connection, 1 request, "),
         "{summary}"
     );
 }

@@ -273,6 +273,23 @@ fn every_response_has_type_length_date_and_server() {
     }
 }
 
+/// A log line without its leading timestamp, which must be the local time to the
+/// millisecond: `2026-11-27 21:05:03.123 `.
+fn unstamped(line: &str) -> &str {
+    let (stamp, rest) = line
+        .split_at_checked(24)
+        .unwrap_or_else(|| panic!("short: {line:?}"));
+    let shape = stamp.bytes().enumerate().all(|(at, byte)| match at {
+        4 | 7 => byte == b'-',
+        10 | 23 => byte == b' ',
+        13 | 16 => byte == b':',
+        19 => byte == b'.',
+        _ => byte.is_ascii_digit(),
+    });
+    assert!(shape, "no timestamp at the start of {line:?}");
+    rest
+}
+
 fn the_log_names_the_worker_that_served_each_request() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2"]);
@@ -285,6 +302,7 @@ fn the_log_names_the_worker_that_served_each_request() {
     let open = server
         .wait_for_log(|l| l.contains(&format!(":{local} open")))
         .expect("connection open line");
+    let (line, open) = (unstamped(&line), unstamped(&open));
     // `[worker N]` in the pool; `[thread conn-N]` when each connection has its own thread.
     let actor = line.split(']').next().unwrap_or_default();
     let number = |prefix: &str| -> u64 {
@@ -315,8 +333,9 @@ fn quiet_prints_the_banner_and_nothing_else() {
     // A request line would have arrived by the time a later response does.
     server.client().get("/index.html");
     let printed = server.stop();
-    assert_eq!(printed.len(), 3, "{printed:?}");
+    assert_eq!(printed.len(), 4, "{printed:?}");
     assert!(printed[2].starts_with("Access Server at "), "{printed:?}");
+    assert!(printed[3].starts_with("Serving "), "{printed:?}");
 }
 
 fn banner_names_the_directory_and_the_bound_port() {
