@@ -38,7 +38,7 @@ pub struct RunInfo {
     pub descriptor_limit: u64,
     /// The resolution of every CPU time reading.
     pub cpu_tick_ms: f64,
-    /// The bench's arguments.
+    /// The bench's arguments, as given after `--`.
     pub args: Vec<String>,
 }
 
@@ -87,7 +87,11 @@ impl RunStart {
             measure_s: timing.measure.as_secs_f64(),
             descriptor_limit: self.descriptor_limit,
             cpu_tick_ms: procfs::clock_tick().as_secs_f64() * 1000.0,
-            args: std::env::args().skip(1).collect(),
+            // Less the `--bench` that cargo adds.
+            args: std::env::args()
+                .skip(1)
+                .filter(|arg| arg != "--bench")
+                .collect(),
         }
     }
 }
