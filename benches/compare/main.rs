@@ -13,7 +13,7 @@
 //! new connection per request and slow readers.
 //!
 //! ```text
-//! cargo bench --bench compare -- --nginx                       # about 7 minutes
+//! cargo bench --bench compare -- --nginx                       # about 4.5 minutes
 //! POOLHTTPD_BENCH_QUICK=1 cargo bench --bench compare          # a smoke run, under 30 s
 //! cargo bench --bench compare -- --nginx --only x16 --only page # scenarios named so
 //! cargo bench --bench compare -- --url http://127.0.0.1:8081   # another server you started

@@ -14,8 +14,8 @@ pub const QUICK_VAR: &str = "POOLHTTPD_BENCH_QUICK";
 pub const SMOKE_NOTE: &str = "smoke run, not for comparison";
 
 /// Measured time per run in a full run: enough for a stable p99 (hundreds of thousands of
-/// samples for small files), short enough that the 51 runs of a full run with nginx and
-/// their set-up take about seven minutes on two cores.
+/// samples for small files), short enough that the 54 runs of a full run with nginx and
+/// their set-up take four and a half minutes on two cores.
 const FULL_MEASURE: Duration = Duration::from_secs(4);
 /// Warm-up before measuring: connections open, the page cache and the server's threads
 /// settle, and the slow start of every fresh connection is left out.

@@ -279,7 +279,13 @@ where
             .iter()
             .map(|&p| Circle::new(p, radius, color.filled()));
         chart.draw_series(dots).map_err(text)?;
-        if let (Some(unit), Some(&last)) = (panel.end_label, series.points.last()) {
+        // A value an earlier line already labelled (three threads) is not written twice.
+        let labelled_before = panel.series[..index]
+            .iter()
+            .any(|earlier| earlier.points.last().map(|p| p.1) == series.points.last().map(|p| p.1));
+        if let (Some(unit), Some(&last), false) =
+            (panel.end_label, series.points.last(), labelled_before)
+        {
             let style = (FONT, 15).into_font().color(&color);
             let style = style.pos(Pos::new(HPos::Right, VPos::Bottom));
             let label = format!("{}{unit}", (panel.y_format)(&last.1));
