@@ -335,7 +335,7 @@ impl Conn {
 }
 
 /// A head that counts: status 200 and the file's length.
-pub fn check_head(head: &Head, length: usize) -> Result<(), Failure> {
+fn check_head(head: &Head, length: usize) -> Result<(), Failure> {
     if head.status != 200 {
         return Err(Failure::Status(head.status));
     }

@@ -23,13 +23,12 @@ pub fn args(model: Model, root: &DocRoot, workers: NonZeroUsize) -> Vec<String> 
         .chain(&["--keep-alive", KEEP_ALIVE_SECS])
         .map(|arg| arg.to_string())
         .collect();
-    match model {
-        Model::Pool => args.extend(["--model", "pool", "--workers"].map(String::from)),
-        Model::Threads => args.extend(["--model", "threads"].map(String::from)),
-    }
-    if model == Model::Pool {
-        args.push(workers.to_string());
-    }
+    args.extend(match model {
+        Model::Pool => ["--model", "pool", "--workers", &workers.to_string()]
+            .map(String::from)
+            .to_vec(),
+        Model::Threads => ["--model", "threads"].map(String::from).to_vec(),
+    });
     args
 }
 
