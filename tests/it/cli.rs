@@ -15,13 +15,10 @@ fn run(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start poolhttpd");
-    let deadline = Instant::now() + STEP;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("poolhttpd {args:?} did not exit");
-        }
-        std::thread::park_timeout(Duration::from_millis(20));
+    let exited = testkit::server::wait_for_exit(&mut child, STEP).expect("wait");
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("poolhttpd {args:?} did not exit");
     }
     child.wait_with_output().expect("output")
 }

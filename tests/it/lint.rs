@@ -126,20 +126,13 @@ fn run_within(command: &mut Command, input: &[u8], limit: Duration) -> std::io::
     };
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("still running after {limit:?}"),
-            ));
-        }
-        std::thread::park_timeout(Duration::from_millis(20));
+    let Some(status) = testkit::server::wait_for_exit(&mut child, limit)? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("still running after {limit:?}"),
+        ));
     };
     // A child that exited without reading all its input is its own failure to report.
     let _ = feeder.join();

@@ -1,59 +1,11 @@
 //! A fixed pool only works if no client can hold a worker: slow readers, floods,
 //! descriptor exhaustion, resets, panics and shutdown.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::support::{Client, STEP, Server, demo_root, settle};
-
-/// Writes `len` bytes of a fixed pseudo-random sequence, so corruption anywhere shows.
-fn big_file(path: &Path, len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
-    std::fs::write(path, &bytes).expect("write big file");
-    bytes
-}
-
-/// Raises this test process's descriptor limit to its hard limit, for tests that open
-/// thousands of sockets.
-fn raise_fd_limit(needed: u64) {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    limit.current = limit.maximum;
-    let _ = setrlimit(Resource::Nofile, limit);
-    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    assert!(
-        now >= needed,
-        "need {needed} descriptors, the limit is {now}"
-    );
-}
-
-/// Reads one response's head from a raw stream and returns the Content-Length.
-fn read_head(stream: &mut TcpStream) -> usize {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("head byte");
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("Content-Length")
-}
+use crate::support::{Client, STEP, Server, big_file, demo_root, raise_fd_limit, settle};
 
 /// Threads the server runs with `open` connections open and none busy. The pool's are
 /// fixed; with a thread per connection, the accepting and signal threads and one per open
@@ -67,31 +19,32 @@ fn idle_threads(server: &Server, open: u64) -> u64 {
     server.status_field("Threads")
 }
 
-fn connect(port: u16) -> TcpStream {
-    let stream = crate::support::connect(port).expect("connect");
-    stream.set_read_timeout(Some(STEP)).expect("timeout");
-    stream
+/// The Content-Length of a 200 response, whose body is read separately.
+fn content_length(head: &crate::support::Response) -> usize {
+    assert_eq!(head.status, 200);
+    head.header("content-length")
+        .and_then(|value| value.parse().ok())
+        .expect("Content-Length")
 }
 
 fn slow_readers_do_not_hold_workers() {
     let root = demo_root();
     let body = big_file(&root.path().join("big.bin"), 2 * 1024 * 1024);
     let server = Server::start(root.path(), &["--workers", "2", "--quiet"]);
-    let mut slow: Vec<TcpStream> = (0..64)
+    let mut slow: Vec<Client> = (0..64)
         .map(|_| {
-            let mut stream = connect(server.port);
-            stream
-                .write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-                .expect("request");
-            stream
+            let mut client = server.client();
+            client.send(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n");
+            client
         })
         .collect();
     // Every slow request has been taken up once its response has begun to arrive; by then
     // the pool would be stuck if slow readers could hold it. (A pool they held would never
     // get this far: the later requests would wait for a free worker.)
     server.eventually("a response begun on every slow connection", |_| {
-        slow.iter()
-            .all(|stream| rustix::io::ioctl_fionread(stream).is_ok_and(|queued| queued > 0))
+        slow.iter().all(|client| {
+            rustix::io::ioctl_fionread(client.stream()).is_ok_and(|queued| queued > 0)
+        })
     });
     let started = Instant::now();
     let response = server.client().get("/file.txt");
@@ -104,12 +57,10 @@ fn slow_readers_do_not_hold_workers() {
         latency < Duration::from_secs(3),
         "fresh request took {latency:?}"
     );
-    for stream in &mut slow {
-        let len = read_head(stream);
-        assert_eq!(len, body.len());
-        let mut got = vec![0u8; len];
-        stream.read_exact(&mut got).expect("slow body");
-        assert!(got == body, "a slow reader's body differs");
+    for client in &mut slow {
+        let response = client.response();
+        assert_eq!(response.status, 200);
+        assert!(response.body == body, "a slow reader's body differs");
     }
 }
 
@@ -139,7 +90,7 @@ fn five_thousand_idle_connections_are_held_while_a_fresh_client_is_answered() {
     );
     let before = server.fd_count();
     let rss_before = server.status_field("VmRSS");
-    let idle: Vec<TcpStream> = (0..5000).map(|_| connect(server.port)).collect();
+    let idle: Vec<Client> = (0..5000).map(|_| server.client()).collect();
     server.eventually("5000 accepted connections", |s| {
         s.fd_count() >= before + 5000
     });
@@ -155,11 +106,8 @@ fn five_thousand_idle_connections_are_held_while_a_fresh_client_is_answered() {
         started.elapsed()
     );
     // They are still held, and still usable.
-    for mut stream in idle.into_iter().step_by(500) {
-        stream
-            .write_all(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n")
-            .expect("request");
-        assert_eq!(read_head(&mut stream), 22);
+    for mut client in idle.into_iter().step_by(500) {
+        assert_eq!(client.get("/file.txt").body.len(), 22);
     }
 }
 
@@ -171,16 +119,13 @@ fn at_the_connection_limit_a_flood_waits_without_spinning() {
     );
     let before = server.fd_count();
     let ticks = server.cpu_ticks();
-    let flood: Vec<TcpStream> = (0..200).map(|_| connect(server.port)).collect();
+    let mut flood: Vec<Client> = (0..200).map(|_| server.client()).collect();
     server.eventually("16 accepted connections", |s| s.fd_count() >= before + 16);
     // Queued beyond the limit: a request on the 200th connection gets no answer yet.
-    let mut last = flood.last().expect("flood").try_clone().expect("clone");
-    last.write_all(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n")
-        .expect("request");
-    last.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let mut byte = [0u8; 1];
-    assert!(last.read(&mut byte).is_err(), "answered beyond the limit");
+    let mut last = flood.pop().expect("flood");
+    last.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    let early = last.response_within(Duration::from_millis(500));
+    assert!(early.is_none(), "answered beyond the limit");
     let spent = server.cpu_ticks() - ticks;
     assert!(
         spent < 30,
@@ -188,8 +133,7 @@ fn at_the_connection_limit_a_flood_waits_without_spinning() {
     );
     // The flood ends; the queued request and fresh clients are served.
     drop(flood);
-    last.set_read_timeout(Some(STEP)).expect("timeout");
-    assert_eq!(read_head(&mut last), 22);
+    assert_eq!(last.response().body.len(), 22);
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
 
@@ -197,15 +141,18 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     use rustix::process::{Pid, Resource, Rlimit, prlimit};
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2"]);
-    let pid = Pid::from_raw(server.pid()).expect("pid");
-    let original = limit_of(server.pid());
+    let pid = i32::try_from(server.pid())
+        .ok()
+        .and_then(Pid::from_raw)
+        .expect("pid");
+    let original = testkit::procfs::descriptor_limit(server.pid()).expect("the server's limit");
     // Room for a few connections, then accept fails with EMFILE.
     let low = Rlimit {
         current: Some(server.fd_count() as u64 + 4),
         maximum: original.maximum,
     };
     prlimit(Some(pid), Resource::Nofile, low).expect("lower the server's limit");
-    let flood: Vec<TcpStream> = (0..100).map(|_| connect(server.port)).collect();
+    let flood: Vec<Client> = (0..100).map(|_| server.client()).collect();
     server
         .wait_for_log(|l| l.contains("] accept paused"))
         .expect("accept paused");
@@ -222,23 +169,6 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     prlimit(Some(pid), Resource::Nofile, original).expect("restore the server's limit");
     drop(flood);
     assert_eq!(server.client().get("/file.txt").status, 200);
-}
-
-/// The descriptor limit of process `pid`, from `/proc`.
-fn limit_of(pid: i32) -> rustix::process::Rlimit {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("open files line");
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    rustix::process::Rlimit {
-        current: numbers.first().copied(),
-        maximum: numbers.get(1).copied(),
-    }
 }
 
 fn resets_mid_response_leak_no_descriptor_or_thread() {
@@ -273,15 +203,14 @@ fn resets_mid_response_leak_no_descriptor_or_thread() {
             crate::support::chmod(&fresh_path, 0o644);
             "/fresh.bin"
         };
-        let mut stream = connect(server.port);
-        stream
-            .write_all(format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
-            .expect("request");
-        let mut first = [0u8; 1024];
-        stream.read_exact(&mut first).expect("first bytes");
+        let mut client = server.client();
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        client.head_response();
+        client.read_body(1024);
         // Linger zero: close sends a reset instead of a FIN.
-        rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO)).expect("linger");
-        drop(stream);
+        rustix::net::sockopt::set_socket_linger(client.stream(), Some(Duration::ZERO))
+            .expect("linger");
+        drop(client);
     }
     server.eventually(
         &format!("descriptors back to the {fds} at the start"),
@@ -325,15 +254,10 @@ fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
     // is not a promise about a 64 MiB download through a debug build on busy cores.
     let server = Server::start(root.path(), &["--workers", "2", "--grace", "60"]);
     let port = server.port;
-    let mut download = connect(port);
-    download
-        .write_all(b"GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-        .expect("request");
-    let len = read_head(&mut download);
-    let mut got = vec![0u8; len];
-    download
-        .read_exact(&mut got[..1024 * 1024])
-        .expect("first mebibyte");
+    let mut download = server.client();
+    download.send(b"GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n");
+    let len = content_length(&download.head_response());
+    let mut got = download.read_body(1024 * 1024);
     server.signal(Signal::TERM);
     server
         .wait_for_log(|l| l.contains("shutting down"))
@@ -342,9 +266,7 @@ fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
         crate::support::connect(port).is_err(),
         "a new connection was accepted"
     );
-    download
-        .read_exact(&mut got[1024 * 1024..])
-        .expect("rest of the download");
+    got.extend(download.read_body(len - got.len()));
     assert!(got == body, "the download differs");
     let exit = server.wait_exit(STEP);
     assert_eq!(exit.code, Some(0));
@@ -360,21 +282,17 @@ fn a_file_that_shrinks_mid_send_ends_the_connection() {
     let path = root.path().join("shrinking.bin");
     let body = big_file(&path, 32 * 1024 * 1024);
     let server = Server::start(root.path(), &["--workers", "2"]);
-    let mut stream = connect(server.port);
-    stream
-        .write_all(b"GET /shrinking.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-        .expect("request");
-    let len = read_head(&mut stream);
-    let mut got = vec![0u8; 1024 * 1024];
-    stream.read_exact(&mut got).expect("first mebibyte");
+    let mut client = server.client();
+    client.send(b"GET /shrinking.bin HTTP/1.1\r\nHost: a\r\n\r\n");
+    let len = content_length(&client.head_response());
+    let mut got = client.read_body(1024 * 1024);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .and_then(|file| file.set_len(4 * 1024 * 1024))
         .expect("truncate");
-    let mut rest = Vec::new();
     // The server must close early: the read ends (EOF or reset), it does not hang.
-    let _ = stream.read_to_end(&mut rest);
+    let rest = client.read_until_close();
     let received = got.len() + rest.len();
     assert!(
         received < len,
