@@ -242,17 +242,11 @@ impl Phase {
             return;
         };
         let appended = (out.buf.len() - mark) as u64;
-        // A copied body is part of what was appended; a file body follows the buffer.
-        let head_len = match answer.body {
-            Some(_) => appended,
-            None => appended - answer.body_len,
-        };
+        // The body may be partly behind the head already (copied, or a multipart body's
+        // first framing); the rest follows from the file.
+        let head_len = appended - answer.copied;
         let body_start = out.queued + head_len;
-        out.queued += appended
-            + answer
-                .body
-                .as_ref()
-                .map_or(0, |body| body.end - body.offset);
+        out.queued = body_start + answer.body_len;
         out.records.push(Record {
             said,
             status: answer.status,
@@ -341,6 +335,31 @@ struct Record {
 impl Output {
     fn is_flushed(&self) -> bool {
         self.sent == self.buf.len() && self.body.is_none()
+    }
+
+    /// The file range being sent is done: the next part of a multipart body goes out
+    /// behind its framing, or after the last the closing framing; a plain body is over.
+    fn next_part(&mut self) {
+        let Some(body) = &mut self.body else {
+            return;
+        };
+        let Some(more) = &mut body.more else {
+            self.body = None;
+            return;
+        };
+        // Only a fully written buffer lets the file's bytes go, so it is empty here.
+        self.buf.clear();
+        self.sent = 0;
+        match more.parts.next() {
+            Some((framing, start, end)) => {
+                self.buf.extend_from_slice(&framing);
+                (body.offset, body.end) = (start, end);
+            }
+            None => {
+                self.buf.extend_from_slice(&more.close);
+                self.body = None;
+            }
+        }
     }
 
     /// Body bytes of `record` written so far.
@@ -986,7 +1005,10 @@ impl<S: AsFd> Conn<S> {
                     out.sent += n;
                 }
                 sent
-            } else if let Some(Body { file, offset, end }) = &mut out.body {
+            } else if let Some(Body {
+                file, offset, end, ..
+            }) = &mut out.body
+            {
                 let count = (*end - *offset).min(SENDFILE_CHUNK) as usize;
                 match rustix::fs::sendfile(&self.socket, &**file, Some(offset), count) {
                     Ok(0) => return Err(CloseReason::FileShrank),
@@ -1012,7 +1034,7 @@ impl<S: AsFd> Conn<S> {
                 .as_ref()
                 .is_some_and(|body| body.offset == body.end)
             {
-                out.body = None;
+                out.next_part();
             }
             if out.is_flushed() {
                 return Ok(Flushed::All);

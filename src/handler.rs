@@ -12,8 +12,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use crate::cache::{CachedFile, Contents};
 use crate::files::{self, DocRoot, Lookup, PathScratch};
 use crate::http::Status;
-use crate::http::conditional::{self, ETag, Precondition, RangeAnswer};
+use crate::http::conditional::{self, ETag, Precondition, RangeAnswer, Ranges};
 use crate::http::date::DateCache;
+use crate::http::multipart::Multipart;
 use crate::http::request::{Method, Persistence, Request, RequestError};
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log};
@@ -50,6 +51,8 @@ pub struct Workspace {
     scratch: PathScratch,
     index: Vec<u8>,
     location: Vec<u8>,
+    /// A media type made for one response (a multipart body's, with its boundary).
+    media: String,
     pub line: String,
     /// This thread's view of changes on disk, if it watches (see [`crate::watch`]).
     pub watcher: Option<Watcher>,
@@ -64,6 +67,7 @@ impl Workspace {
             scratch: PathScratch::default(),
             index: Vec::new(),
             location: Vec::new(),
+            media: String::new(),
             line: String::new(),
             watcher: None,
         }
@@ -77,13 +81,23 @@ impl Workspace {
 }
 
 /// A body still to be sent after the head in the output buffer: bytes `offset..end` of
-/// an open file, by `sendfile` (bodies of at most [`crate::cache::BYTES_MAX`] bytes are copied behind
-/// their head instead).
+/// an open file, by `sendfile` (bodies of at most [`crate::cache::BYTES_MAX`] bytes are
+/// copied behind their head instead); then, for a `multipart/byteranges` body, the rest of
+/// its parts.
 #[derive(Debug)]
 pub struct Body {
     pub file: Arc<File>,
     pub offset: u64,
     pub end: u64,
+    pub more: Option<Box<MoreParts>>,
+}
+
+/// The parts of a multipart body after the first: for each, the framing written before it
+/// and its range of the file; and the closing framing after the last.
+#[derive(Debug)]
+pub struct MoreParts {
+    pub parts: std::vec::IntoIter<(Vec<u8>, u64, u64)>,
+    pub close: Vec<u8>,
 }
 
 /// What answering one request left for the connection to do.
@@ -92,15 +106,23 @@ pub struct Answer {
     pub status: Status,
     /// Body bytes the response carries: copied behind the head, or in `body`.
     pub body_len: u64,
+    /// How much of the body was appended behind the head; the rest is in `body`.
+    pub copied: u64,
     pub fate: Fate,
     pub body: Option<Body>,
 }
 
 impl Answer {
     fn bare(status: Status, fate: Fate) -> Answer {
+        Answer::copied(status, 0, fate)
+    }
+
+    /// A body of `len` bytes, all appended behind the head.
+    fn copied(status: Status, len: u64, fate: Fate) -> Answer {
         Answer {
             status,
-            body_len: 0,
+            body_len: len,
+            copied: len,
             fate,
             body: None,
         }
@@ -216,21 +238,21 @@ fn send_file(
             return error(Status::PreconditionFailed, head_only, site, ws, out, fate);
         }
     }
-    // Range applies to GET only (RFC 9110 §14.2), and only while If-Range still holds.
+    // Range applies to GET, and so to HEAD, which answers as GET would (RFC 9110 §9.3.2,
+    // §14.2), and only while If-Range still holds.
     let range = match req.range {
         Some(value)
-            if req.method == Method::Get
-                && req
-                    .if_range
-                    .is_none_or(|v| conditional::if_range_holds(v, &etag, modified)) =>
+            if req
+                .if_range
+                .is_none_or(|v| conditional::if_range_holds(v, &etag, modified)) =>
         {
             conditional::range(value, len)
         }
         _ => RangeAnswer::Whole,
     };
-    let (status, start, end) = match range {
-        RangeAnswer::Whole => (Status::Ok, 0, len),
-        RangeAnswer::Part { start, end } => (Status::PartialContent, start, end),
+    let ranges = match range {
+        RangeAnswer::Whole => None,
+        RangeAnswer::Parts(ranges) => Some(ranges),
         RangeAnswer::Unsatisfiable => {
             let page = site.pages.get(Status::RangeNotSatisfiable);
             let mut head = Head::new(Status::RangeNotSatisfiable, fate);
@@ -238,23 +260,61 @@ fn send_file(
             head.content_length = page.len() as u64;
             head.content_range = Some(ContentRange::Unsatisfied { len });
             head.write_to(out, ws.date.now());
+            if head_only {
+                return Answer::bare(Status::RangeNotSatisfiable, fate);
+            }
             out.extend_from_slice(page);
-            return Answer {
-                status: Status::RangeNotSatisfiable,
-                body_len: page.len() as u64,
-                fate,
-                body: None,
-            };
+            return Answer::copied(Status::RangeNotSatisfiable, page.len() as u64, fate);
         }
     };
-    let mut head = Head::new(status, fate);
+    let mut head = Head::new(Status::Ok, fate);
     head.content_type = Some(file.content_type);
-    head.content_length = end - start;
+    head.content_length = len;
     head.etag = Some(etag.as_bytes());
     head.last_modified = Some(&last_modified);
     head.accept_ranges = true;
-    if status == Status::PartialContent {
-        head.content_range = Some(ContentRange::Part { start, end, len });
+    match ranges.as_ref().map(Ranges::as_slice) {
+        None => {}
+        Some(&[(start, end)]) => {
+            head.status = Status::PartialContent;
+            head.content_length = end - start;
+            head.content_range = Some(ContentRange::Part { start, end, len });
+        }
+        Some(several) => {
+            let multipart = Multipart::new(file.content_type, len);
+            let body_len = multipart.body_len(several);
+            // Framing that would cost more than the whole file: the whole file it is.
+            if body_len < len {
+                ws.media.clear();
+                ws.media.push_str("multipart/byteranges; boundary=");
+                ws.media.push_str(multipart.boundary());
+                head.status = Status::PartialContent;
+                head.content_type = Some(&ws.media);
+                head.content_length = body_len;
+                head.write_to(out, ws.date.now());
+                if head_only {
+                    return Answer::bare(Status::PartialContent, fate);
+                }
+                let mark = out.len();
+                let body = multipart_body(file, &multipart, several, out);
+                return Answer {
+                    status: Status::PartialContent,
+                    body_len,
+                    copied: (out.len() - mark) as u64,
+                    fate,
+                    body,
+                };
+            }
+        }
+    }
+    let (status, (start, end)) = match (head.status, ranges) {
+        (Status::PartialContent, Some(ranges)) => (head.status, ranges.as_slice()[0]),
+        _ => (Status::Ok, (0, len)),
+    };
+    if status == Status::Ok {
+        // The file is sent whole after all: say nothing of a range.
+        head.content_range = None;
+        head.content_length = len;
     }
     head.write_to(out, ws.date.now());
     let bytes = end - start;
@@ -271,13 +331,56 @@ fn send_file(
             file: Arc::clone(open),
             offset: start,
             end,
+            more: None,
         }),
     };
     Answer {
         status,
         body_len: bytes,
+        copied: if body.is_some() { 0 } else { bytes },
         fate,
         body,
+    }
+}
+
+/// A `multipart/byteranges` body of `ranges`: copied behind the head for a file in memory;
+/// otherwise the first part's framing behind the head and the parts sent from the file.
+fn multipart_body(
+    file: &CachedFile,
+    multipart: &Multipart<'_>,
+    ranges: &[(u64, u64)],
+    out: &mut Vec<u8>,
+) -> Option<Body> {
+    match &file.contents {
+        // In memory, so every range is within a slice's length.
+        Contents::Bytes(bytes) => {
+            for (index, &(start, end)) in ranges.iter().enumerate() {
+                multipart.part_head(index == 0, (start, end), out);
+                out.extend_from_slice(&bytes[start as usize..end as usize]);
+            }
+            multipart.close(out);
+            None
+        }
+        Contents::Open(open) => {
+            let mut parts = ranges.iter().enumerate().map(|(index, &range)| {
+                let mut framing = Vec::new();
+                multipart.part_head(index == 0, range, &mut framing);
+                (framing, range.0, range.1)
+            });
+            let (first, start, end) = parts.next()?;
+            out.extend_from_slice(&first);
+            let mut close = Vec::new();
+            multipart.close(&mut close);
+            Some(Body {
+                file: Arc::clone(open),
+                offset: start,
+                end,
+                more: Some(Box::new(MoreParts {
+                    parts: parts.collect::<Vec<_>>().into_iter(),
+                    close,
+                })),
+            })
+        }
     }
 }
 
@@ -300,12 +403,7 @@ fn error(
         return Answer::bare(status, fate);
     }
     out.extend_from_slice(page);
-    Answer {
-        status,
-        body_len: page.len() as u64,
-        fate,
-        body: None,
-    }
+    Answer::copied(status, page.len() as u64, fate)
 }
 
 /// Bytes left as they are in a redirect's path: RFC 3986 `pchar` (unreserved,

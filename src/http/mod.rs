@@ -5,6 +5,7 @@
 pub mod body;
 pub mod conditional;
 pub mod date;
+pub mod multipart;
 pub mod request;
 pub mod response;
 pub mod status;

@@ -135,7 +135,7 @@ impl<'a> Head<'a> {
 }
 
 /// Text types are served as UTF-8 (the document root is ours to describe); others as they are.
-fn needs_charset(media: &str) -> bool {
+pub fn needs_charset(media: &str) -> bool {
     (media.starts_with("text/") || media == "application/json" || media == "image/svg+xml")
         && !media.contains(';')
 }

@@ -10,6 +10,7 @@ mod freshness;
 mod garbage;
 mod lint;
 mod protocol;
+mod ranges;
 mod resolver;
 mod robustness;
 mod scenarios;

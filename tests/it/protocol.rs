@@ -209,15 +209,6 @@ fn ranges_that_are_ignored_give_the_whole_file() {
             "{range}"
         );
     }
-    // HEAD has no range handling: 200 with the full length.
-    let head = exchange(
-        &server,
-        "HEAD /file.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=0-4\r\n\r\n",
-    );
-    assert_eq!(
-        (head.status, head.header("content-length")),
-        (200, Some("22"))
-    );
 }
 
 fn a_range_of_a_large_file_is_exact() {
