@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod connection;
+mod demo_site;
 mod freshness;
 mod garbage;
 mod lint;
