@@ -15,7 +15,7 @@ use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer, Ranges};
 use crate::http::date::DateCache;
 use crate::http::multipart::Multipart;
-use crate::http::request::{Method, Persistence, Request, RequestError};
+use crate::http::request::{Method, Persistence, Request, RequestError, Version};
 use crate::http::response::{ContentRange, Fate, Head};
 use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
@@ -143,7 +143,10 @@ pub fn answer(
     }
     let keep = req.persistence == Persistence::KeepAlive && served + 1 < MAX_REQUESTS_PER_CONN;
     let fate = if keep {
-        Fate::KeepAlive(site.keep_alive)
+        // Only an HTTP/1.0 client keeps the connection by asking, and only it is told for
+        // how long (see [`Fate::KeepAlive`]).
+        let announce = (req.version == Version::Http10).then_some(site.keep_alive);
+        Fate::KeepAlive { announce }
     } else {
         Fate::Close
     };

@@ -14,8 +14,11 @@ pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 /// What happens to the connection after this response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// Kept open for the next request, for at most this long while idle.
-    KeepAlive(Duration),
+    /// Kept open for the next request. `announce` is the idle timeout, told in a
+    /// `Keep-Alive` header only to an HTTP/1.0 client that asked to keep the connection:
+    /// HTTP/1.1 does not define the header (RFC 9112 §9.3 makes persistence the default),
+    /// and reviewers of 1.1 responses flag it as deprecated.
+    KeepAlive { announce: Option<Duration> },
     /// Closed once the response is sent.
     Close,
 }
@@ -121,12 +124,11 @@ impl<'a> Head<'a> {
             out.extend_from_slice(b"\r\n");
         }
         match self.fate {
-            Fate::KeepAlive(idle) => {
-                let _ = write!(
-                    out,
-                    "Connection: keep-alive\r\nKeep-Alive: timeout={}\r\n",
-                    idle.as_secs().max(1)
-                );
+            Fate::KeepAlive { announce } => {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+                if let Some(idle) = announce {
+                    let _ = write!(out, "Keep-Alive: timeout={}\r\n", idle.as_secs().max(1));
+                }
             }
             Fate::Close => out.extend_from_slice(b"Connection: close\r\n"),
         }
@@ -154,7 +156,7 @@ mod tests {
 
     #[test]
     fn ok_with_a_text_type() {
-        let mut head = Head::new(Status::Ok, Fate::KeepAlive(Duration::from_secs(3)));
+        let mut head = Head::new(Status::Ok, Fate::KeepAlive { announce: None });
         head.content_type = Some("text/html");
         head.content_length = 41049;
         assert_eq!(
@@ -162,9 +164,13 @@ mod tests {
             format!(
                 "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: {SERVER}\r\n\
                  Content-Type: text/html; charset=utf-8\r\nContent-Length: 41049\r\n\
-                 Connection: keep-alive\r\nKeep-Alive: timeout=3\r\n\r\n"
+                 Connection: keep-alive\r\n\r\n"
             )
         );
+        head.fate = Fate::KeepAlive {
+            announce: Some(Duration::from_millis(3500)),
+        };
+        assert!(written(head).ends_with("Connection: keep-alive\r\nKeep-Alive: timeout=3\r\n\r\n"));
     }
 
     #[test]

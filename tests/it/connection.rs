@@ -10,7 +10,8 @@ fn two_requests_on_one_connection_then_closed_after_the_3s_default() {
     let mut client = server.client();
     let first = client.get("/file.txt");
     assert_eq!(first.header("connection"), Some("keep-alive"));
-    assert_eq!(first.header("keep-alive"), Some("timeout=3"));
+    // HTTP/1.1 does not define `Keep-Alive`; only HTTP/1.0 clients that ask are told.
+    assert_eq!(first.header("keep-alive"), None);
     assert_eq!(client.get("/index.html").status, 200);
     let waited = client.expect_close(Duration::from_secs(8));
     assert!(
@@ -125,6 +126,7 @@ fn http10_closes_after_the_response() {
     assert_eq!(response.status, 200);
     assert_eq!(response.version, "HTTP/1.1");
     assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(response.header("keep-alive"), None);
     client.expect_close(Duration::from_secs(2));
 }
 
@@ -135,8 +137,11 @@ fn http10_keep_alive_on_request() {
     client.send(b"GET /file.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let response = client.response();
     assert_eq!(response.header("connection"), Some("keep-alive"));
+    assert_eq!(response.header("keep-alive"), Some("timeout=3"));
     client.send(b"GET /file.txt HTTP/1.0\r\n\r\n");
-    assert_eq!(client.response().status, 200);
+    let last = client.response();
+    assert_eq!(last.status, 200);
+    assert_eq!(last.header("keep-alive"), None);
     client.expect_close(Duration::from_secs(2));
 }
 
@@ -194,7 +199,34 @@ crate::both_models!(
     many_clients_at_once_are_all_answered,
     a_request_and_its_hang_up_are_answered_then_closed_at_once,
     a_request_sent_while_a_response_is_blocked_is_answered,
+    empty_lines_between_requests_are_ignored,
 );
+
+/// RFC 9112 §2.2: empty lines before a request line are ignored. Regression: the empty
+/// line after a request with a body started a request of its own, answered 408 once the
+/// header timeout (not the keep-alive) ran out.
+fn empty_lines_between_requests_are_ignored() {
+    let root = demo_root();
+    let server = Server::start(
+        root.path(),
+        &["--keep-alive", "1", "--header-timeout", "10"],
+    );
+    let mut client = server.client();
+    client.send(b"\r\n\nGET /file.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n");
+    assert_eq!(client.response().status, 200);
+    client.send(b"\r\n\r\nGET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    // Only the keep-alive holds the connection now; a 408 would come after 10 s.
+    let waited = client.expect_close(Duration::from_secs(8));
+    assert!(
+        waited <= Duration::from_millis(4000),
+        "closed after {waited:?}"
+    );
+    let local = client.local_port();
+    server
+        .wait_for_log(|l| l.contains(&format!(":{local} closed (idle timeout) after 2 requests")))
+        .expect("idle close logged");
+}
 
 /// Regression (pool): a connection's idle deadline, moved by a request, was queued again
 /// behind a later connection's and fired up to a whole keep-alive late.
