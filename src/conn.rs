@@ -295,6 +295,30 @@ impl Input {
     fn unparsed(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
+
+    /// Drops the empty lines a client may send before a request line (RFC 9112 §2.2 says
+    /// to ignore them), so that they neither start a request nor hold its timer.
+    fn skip_empty_lines(&mut self) {
+        let unparsed = self.unparsed();
+        let mut skip = 0;
+        loop {
+            match &unparsed[skip..] {
+                [b'\n', ..] => skip += 1,
+                [b'\r', b'\n', ..] => skip += 2,
+                _ => break,
+            }
+        }
+        self.start += skip;
+        if self.is_empty() {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether a request has begun to arrive: anything but the first half of an empty line.
+    fn request_begun(&self) -> bool {
+        !self.is_empty() && self.unparsed() != b"\r"
+    }
 }
 
 /// Responses on their way out: `buf[sent..]`, then any file body.
@@ -703,10 +727,11 @@ impl<S: AsFd> Conn<S> {
         bufs.give_back_output(out);
         match then {
             Then::Read => {
-                self.phase = if self.input.is_empty() {
-                    Phase::Idle { since: now }
-                } else {
+                self.input.skip_empty_lines();
+                self.phase = if self.input.request_begun() {
                     Phase::Head { started: now }
+                } else {
+                    Phase::Idle { since: now }
                 };
                 None
             }
@@ -804,9 +829,16 @@ impl<S: AsFd> Conn<S> {
                     }
                 }
             }
+            if !body_done {
+                self.input.skip_empty_lines();
+                if !self.input.request_begun() {
+                    return queued;
+                }
+            }
             let started = match &self.phase {
                 Phase::Head { started } | Phase::Body { started, .. } => *started,
-                // The rest of the input arrived with earlier requests: timed from now.
+                // The rest of the input arrived with earlier requests, or this one has just
+                // begun: timed from now.
                 _ => Instant::now(),
             };
             match request::parse(self.input.unparsed()) {
@@ -963,13 +995,6 @@ impl<S: AsFd> Conn<S> {
                     self.unread = n == room || self.hung_up;
                     if let Some(watcher) = &mut ws.watcher {
                         watcher.received();
-                    }
-                    if input.end == 0
-                        && let Phase::Idle { .. } = self.phase
-                    {
-                        self.phase = Phase::Head {
-                            started: Instant::now(),
-                        };
                     }
                     input.end += n;
                     return Ok(Filled::Bytes);
@@ -2064,7 +2089,10 @@ mod tests {
             "a new connection: {deadline:?}"
         );
         #[rustfmt::skip]
-        let table: [(&str, &[u8], Wait, Counted, usize); 10] = [
+        let table: [(&str, &[u8], Wait, Counted, usize); 15] = [
+            // Empty lines before a request are ignored (RFC 9112 §2.2): still idle, and
+            // the idle timer runs on from the connection's start.
+            ("empty lines first", b"\r\n\n", Wait::Idle, Counted::AsBefore, 0),
             ("first byte", b"G", Wait::Head, Counted::FromNow(head), 0),
             ("more of the head", b"ET /small.txt HTTP/1.1\r\n", Wait::Head, Counted::AsBefore, 0),
             ("a field", b"Host: t\r\n", Wait::Head, Counted::AsBefore, 0),
@@ -2078,6 +2106,12 @@ mod tests {
             // Regression: a drive that found no body bytes moved the body's deadline on.
             ("a drive with no new bytes", b"", Wait::Head, Counted::AsBefore, 0),
             ("the end of the body", b"d", Wait::Idle, Counted::FromNow(idle), 1),
+            ("an empty line after it", b"\r\n", Wait::Idle, Counted::AsBefore, 0),
+            ("half of another", b"\r", Wait::Idle, Counted::AsBefore, 0),
+            ("its other half and a bare one", b"\n\n", Wait::Idle, Counted::AsBefore, 0),
+            ("a request with one behind it",
+                b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n\r\n", Wait::Idle,
+                Counted::FromNow(idle), 1),
         ];
         let mut last = deadline;
         for (name, bytes, wait, counted, answered) in table {
