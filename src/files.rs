@@ -379,7 +379,7 @@ impl DocRoot {
             Some(file) => file,
             None => self.open_with(served, READ)?,
         };
-        let meta = Meta::of(&file)?;
+        let mut meta = Meta::of(&file)?;
         meta.servable()?;
         // Watches in place, the path must still name this very file: a change before that
         // is seen here, any later one raises an event.
@@ -389,15 +389,11 @@ impl DocRoot {
                 .as_ref()
                 .is_some_and(|cache| cache.watch.directories_of(key))
             && self.same_file(served, &meta.validators);
-        let contents = if meta.len <= BYTES_MAX {
-            // Bounded by BYTES_MAX, so the cast cannot truncate.
-            let mut bytes = vec![0; meta.len as usize];
-            // A file that shrank since fstat fails here: nothing has been promised yet.
-            file.read_exact_at(&mut bytes, 0)
-                .map_err(|_| OpenError::Io)?;
-            Contents::Bytes(bytes.into_boxed_slice())
+        let (contents, complete) = if meta.len <= BYTES_MAX {
+            let (bytes, complete) = read_small(&file, &mut meta)?;
+            (Contents::Bytes(bytes), complete)
         } else {
-            Contents::Open(Arc::new(file))
+            (Contents::Open(Arc::new(file)), true)
         };
         let entry = CachedFile::new(
             meta.validators,
@@ -415,7 +411,7 @@ impl DocRoot {
                 .is_some_and(|quiet_since| quiet_since <= SystemTime::now())
         };
         Ok(match &self.cache {
-            Some(cache) if settled(cache.racy_window) => cache.files.insert(key, entry),
+            Some(cache) if complete && settled(cache.racy_window) => cache.files.insert(key, entry),
             _ => Arc::new(entry),
         })
     }
@@ -513,6 +509,37 @@ fn io_error(err: &io::Error) -> OpenError {
     }
 }
 
+/// Reads a small file whole. A file that shrank since `meta` was taken is read to its
+/// end and `meta` says what was read, so it is served as it now is, never as an error;
+/// the bool is false then, and the bytes are not kept (the file is still changing). A file
+/// that grew is read to the length `meta` describes, as it was.
+fn read_small(file: &File, meta: &mut Meta) -> Result<(Box<[u8]>, bool), OpenError> {
+    // Bounded by BYTES_MAX, so the cast cannot truncate.
+    let mut bytes = vec![0; meta.len as usize];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(OpenError::Io),
+        }
+    }
+    if got == bytes.len() {
+        return Ok((bytes.into_boxed_slice(), true));
+    }
+    let now = Meta::of(file)?;
+    meta.modified = now.modified;
+    meta.changed = now.changed;
+    meta.validators = Validators {
+        len: got as u64,
+        ..now.validators
+    };
+    meta.len = got as u64;
+    bytes.truncate(got);
+    Ok((bytes.into_boxed_slice(), false))
+}
+
 /// What one `stat` tells us.
 struct Meta {
     kind: FileType,
@@ -592,6 +619,40 @@ mod tests {
                 safe.dir_form,
             )
         })
+    }
+
+    /// A small file read after its `stat`: as it is at the read, never an error, and kept
+    /// only when it did not shrink meanwhile.
+    #[test]
+    fn small_files_that_change_between_stat_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let table: [(&str, u64, usize, bool); 3] = [
+            ("unchanged", 100, 100, true),
+            ("shrank", 40, 40, false),
+            ("emptied", 0, 0, false),
+        ];
+        for (name, now, served, complete) in table {
+            std::fs::write(&path, [b'a'; 100]).unwrap();
+            let file = File::open(&path).unwrap();
+            let mut meta = Meta::of(&file).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(now))
+                .unwrap();
+            let (bytes, whole) = read_small(&file, &mut meta).unwrap();
+            assert_eq!((bytes.len(), whole), (served, complete), "{name}");
+            assert_eq!(meta.len, served as u64, "{name}");
+            assert_eq!(meta.validators.len, served as u64, "{name}");
+        }
+        // One that grew is read as its stat described it.
+        std::fs::write(&path, [b'a'; 100]).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut meta = Meta::of(&file).unwrap();
+        std::fs::write(&path, [b'b'; 300]).unwrap();
+        let (bytes, whole) = read_small(&file, &mut meta).unwrap();
+        assert_eq!((&bytes[..], whole), (&[b'b'; 100][..], true));
     }
 
     #[test]

@@ -117,4 +117,56 @@ fn every_change_shows_on_the_very_next_request() {
     }
 }
 
-crate::both_models!(every_change_shows_on_the_very_next_request);
+/// Regression: a small file that shrank between the server's `stat` and its read was
+/// answered 500. A writer cuts a file short and fills it again while a client asks for it;
+/// every answer is a 200 with some consistent version of it.
+fn a_small_file_changing_under_requests_is_never_an_error() {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    const FULL: usize = 12_000;
+    let root = tempfile::tempdir().expect("root");
+    let path = root.path().join("changing.txt");
+    std::fs::write(&path, [b'a'; FULL]).expect("write");
+    chmod(&path, 0o644);
+    let server = Server::start(root.path(), &["--quiet"]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            let until = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                file.set_len(10).expect("cut");
+                file.write_all_at(&[b'a'; FULL], 0).expect("fill");
+            }
+        })
+    };
+    let mut client = server.client();
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut asked = 0;
+    while asked < 3000 && Instant::now() < until {
+        // A connection serves at most 1000 requests.
+        if asked % 500 == 499 {
+            client = server.client();
+        }
+        let response = client.get("/changing.txt");
+        asked += 1;
+        assert_eq!(response.status, 200, "request {asked}");
+        assert!(
+            response.body.len() <= FULL && response.body.iter().all(|&b| b == b'a'),
+            "request {asked}: {} bytes",
+            response.body.len()
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+}
+
+crate::both_models!(
+    every_change_shows_on_the_very_next_request,
+    a_small_file_changing_under_requests_is_never_an_error,
+);
