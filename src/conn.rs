@@ -1069,9 +1069,9 @@ mod tests {
     use rustix::io::Errno;
 
     use super::*;
-    use crate::log::Log;
     use crate::files::DocRoot;
     use crate::http::request::MAX_REQUEST_LINE;
+    use crate::log::Log;
     use crate::pages::ErrorPages;
 
     /// Long enough never to pass during a test: deadlines are checked, never waited for.
