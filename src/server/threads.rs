@@ -161,6 +161,10 @@ fn watch_signals(
         .name("signals".to_string())
         .spawn(move || {
             for signal in signals.forever() {
+                // Held until the shutdown note is out: the accepting thread, once it sees
+                // `stopping`, needs this lock before it can print the summary and end the
+                // process, so the note cannot come after the summary or be lost.
+                let live = shared.live();
                 if shared.stopping.swap(true, Ordering::SeqCst) {
                     std::process::exit(0);
                 }
@@ -169,19 +173,18 @@ fn watch_signals(
                 }
                 // Shutting the listener down makes the blocked `accept` fail and refuses new
                 // connections; connections reading see the end of their input.
-                let live = shared.live();
                 let _ = rustix::net::shutdown(&*listener, rustix::net::Shutdown::Read);
                 for socket in live.sockets.values() {
                     let _ = rustix::net::shutdown(&**socket, rustix::net::Shutdown::Read);
                 }
                 let open = live.sockets.len();
-                drop(live);
-                shared.ended.notify_all();
                 let grace = grace.as_secs_f64();
                 let what = format_args!(
                     "shutting down: listener closed, {open} connections get {grace}s to finish"
                 );
                 site.log.note(&mut String::new(), Actor::Signals, what);
+                drop(live);
+                shared.ended.notify_all();
             }
         })?;
     Ok(())
