@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 
 use super::Totals;
@@ -65,12 +65,14 @@ impl Shared {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then gives connections `grace` to finish.
+/// Serves until SIGINT or SIGTERM (as caught by `signals`), then gives connections
+/// `grace` to finish.
 pub fn run(
     listener: TcpListener,
     site: Arc<Site>,
     timeouts: Timeouts,
     max_connections: usize,
+    signals: Signals,
 ) -> io::Result<Totals> {
     listener.set_nonblocking(false)?;
     let listener = Arc::new(listener);
@@ -79,7 +81,13 @@ pub fn run(
         ended: Condvar::new(),
         stopping: AtomicBool::new(false),
     });
-    watch_signals(&shared, Arc::clone(&listener), &site, timeouts.grace)?;
+    watch_signals(
+        signals,
+        &shared,
+        Arc::clone(&listener),
+        &site,
+        timeouts.grace,
+    )?;
     if site.stats.is_some() {
         print_stats(&shared, &site)?;
     }
@@ -149,12 +157,12 @@ fn wait_for_room(shared: &Shared, max_connections: usize) -> bool {
 /// `accept`) and stop every connection reading, so idle ones close at once and busy ones
 /// close after the response they are sending. A second signal exits at once.
 fn watch_signals(
+    mut signals: Signals,
     shared: &Arc<Shared>,
     listener: Arc<TcpListener>,
     site: &Arc<Site>,
     grace: Duration,
 ) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let shared = Arc::clone(shared);
     let site = Arc::clone(site);
     std::thread::Builder::new()
