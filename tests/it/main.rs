@@ -9,6 +9,7 @@ mod connection;
 mod freshness;
 mod garbage;
 mod lint;
+mod operator;
 mod protocol;
 mod resolver;
 mod robustness;
