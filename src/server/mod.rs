@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Poll, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::files::RACY_WINDOW;
 use crate::handler::Site;
@@ -161,7 +162,8 @@ pub struct Server {
     listener: mio::net::TcpListener,
     local: SocketAddr,
     site: Arc<Site>,
-    model: Model,
+    /// Also says the model: each waits for the signals its own way.
+    signals: StopSignals,
     workers: usize,
     max_connections: usize,
     timeouts: Timeouts,
@@ -193,11 +195,20 @@ impl Server {
             }
         };
         let local = listener.local_addr().map_err(ServerError::Runtime)?;
+        let signals = match options.model {
+            Model::Pool => {
+                signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM]).map(StopSignals::Pool)
+            }
+            Model::Threads => {
+                signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map(StopSignals::Threads)
+            }
+        }
+        .map_err(ServerError::Runtime)?;
         Ok(Server {
             listener,
             local,
             site: Arc::new(site),
-            model: options.model,
+            signals,
             workers: options.workers.get(),
             max_connections: connection_limit(options.max_connections),
             timeouts: options.timeouts,
@@ -217,60 +228,90 @@ impl Server {
     /// Serves in the chosen model until SIGINT or SIGTERM has been handled, and returns
     /// what was served.
     pub fn run(self) -> Result<Totals, ServerError> {
-        match self.model {
-            Model::Pool => self.run_pool(),
-            Model::Threads => {
+        match self.signals {
+            StopSignals::Pool(signals) => run_pool(
+                self.listener,
+                self.site,
+                self.workers,
+                self.max_connections,
+                self.timeouts,
+                signals,
+            ),
+            StopSignals::Threads(signals) => {
                 let listener = std::net::TcpListener::from(self.listener);
-                threads::run(listener, self.site, self.timeouts, self.max_connections)
-                    .map_err(ServerError::Runtime)
+                threads::run(
+                    listener,
+                    self.site,
+                    self.timeouts,
+                    self.max_connections,
+                    signals,
+                )
+                .map_err(ServerError::Runtime)
             }
         }
     }
+}
 
-    /// The pool model: workers, and the poll loop on this thread.
-    fn run_pool(self) -> Result<Totals, ServerError> {
-        let poll = Poll::new().map_err(ServerError::Runtime)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(ServerError::Runtime)?;
-        let notifier = Arc::new(Notifier::new(waker));
-        // Unbounded: the poll thread must never block handing work over, and the number of
-        // jobs in flight is bounded by the number of connections anyway.
-        let (job_tx, job_rx) = crossbeam_channel::unbounded();
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let timeouts = self.timeouts.conn();
-        let workers = pool::spawn(
-            self.workers,
-            &self.site,
-            timeouts,
-            &job_rx,
-            &done_tx,
-            &notifier,
-        )
-        .map_err(ServerError::Runtime)?;
-        drop((job_rx, done_tx));
-        let result = PollLoop::new(
-            poll,
-            self.listener,
-            self.max_connections,
-            job_tx,
-            done_rx,
-            notifier,
-            self.site,
-            self.timeouts,
-        )
-        .and_then(PollLoop::run)
-        .map_err(ServerError::Runtime);
-        // The loop owned the job sender; with it gone the workers see the channel close.
-        let mut totals = Totals::default();
-        for worker in workers {
-            if let Ok(counted) = worker.join() {
-                totals += counted;
-            }
-        }
-        result.map(|counted| {
+/// SIGINT and SIGTERM, caught from [`Server::bind`] on, before the banner says the server
+/// is up: one that arrives before the model's loop runs waits for it there, instead of
+/// ending the process where it stands, without its summary.
+enum StopSignals {
+    /// Registered with the poll thread's `Poll`.
+    Pool(signal_hook_mio::v1_0::Signals),
+    /// Read by a thread of their own.
+    Threads(signal_hook::iterator::Signals),
+}
+
+/// The pool model: workers, and the poll loop on this thread.
+fn run_pool(
+    listener: mio::net::TcpListener,
+    site: Arc<Site>,
+    workers: usize,
+    max_connections: usize,
+    timeouts: Timeouts,
+    signals: signal_hook_mio::v1_0::Signals,
+) -> Result<Totals, ServerError> {
+    let poll = Poll::new().map_err(ServerError::Runtime)?;
+    let waker = Waker::new(poll.registry(), WAKER).map_err(ServerError::Runtime)?;
+    let notifier = Arc::new(Notifier::new(waker));
+    // Unbounded: the poll thread must never block handing work over, and the number of
+    // jobs in flight is bounded by the number of connections anyway.
+    let (job_tx, job_rx) = crossbeam_channel::unbounded();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let workers = pool::spawn(
+        workers,
+        &site,
+        timeouts.conn(),
+        &job_rx,
+        &done_tx,
+        &notifier,
+    )
+    .map_err(ServerError::Runtime)?;
+    drop((job_rx, done_tx));
+    let result = PollLoop::new(
+        poll,
+        listener,
+        signals,
+        max_connections,
+        job_tx,
+        done_rx,
+        notifier,
+        site,
+        timeouts,
+    )
+    .and_then(PollLoop::run)
+    .map_err(ServerError::Runtime);
+    // The loop owned the job sender; with it gone the workers see the channel close.
+    let mut totals = Totals::default();
+    for worker in workers {
+        if let Ok(counted) = worker.join() {
             totals += counted;
-            totals
-        })
+        }
     }
+    result.map(|counted| {
+        totals += counted;
+        totals
+    })
 }
 
 /// Connections the kernel may queue before we accept them. The usual default of 128

@@ -176,11 +176,13 @@ pub struct PollLoop {
 }
 
 impl PollLoop {
-    /// Sets up the loop; `poll` already has the waker behind `notifier` registered.
+    /// Sets up the loop; `poll` already has the waker behind `notifier` registered, and
+    /// `signals` has caught SIGINT and SIGTERM since the listener was bound.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
         mut listener: TcpListener,
+        mut signals: Signals,
         max_connections: usize,
         jobs: Sender<Job>,
         done: Receiver<Done>,
@@ -190,7 +192,6 @@ impl PollLoop {
     ) -> io::Result<PollLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let stats = site.stats.as_ref().map(Window::new);

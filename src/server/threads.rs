@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 
 use super::Totals;
@@ -65,12 +65,14 @@ impl Shared {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then gives connections `grace` to finish.
+/// Serves until SIGINT or SIGTERM (as caught by `signals`), then gives connections
+/// `grace` to finish.
 pub fn run(
     listener: TcpListener,
     site: Arc<Site>,
     timeouts: Timeouts,
     max_connections: usize,
+    signals: Signals,
 ) -> io::Result<Totals> {
     listener.set_nonblocking(false)?;
     let listener = Arc::new(listener);
@@ -79,7 +81,13 @@ pub fn run(
         ended: Condvar::new(),
         stopping: AtomicBool::new(false),
     });
-    watch_signals(&shared, Arc::clone(&listener), &site, timeouts.grace)?;
+    watch_signals(
+        signals,
+        &shared,
+        Arc::clone(&listener),
+        &site,
+        timeouts.grace,
+    )?;
     if site.stats.is_some() {
         print_stats(&shared, &site)?;
     }
@@ -149,18 +157,22 @@ fn wait_for_room(shared: &Shared, max_connections: usize) -> bool {
 /// `accept`) and stop every connection reading, so idle ones close at once and busy ones
 /// close after the response they are sending. A second signal exits at once.
 fn watch_signals(
+    mut signals: Signals,
     shared: &Arc<Shared>,
     listener: Arc<TcpListener>,
     site: &Arc<Site>,
     grace: Duration,
 ) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let shared = Arc::clone(shared);
     let site = Arc::clone(site);
     std::thread::Builder::new()
         .name("signals".to_string())
         .spawn(move || {
             for signal in signals.forever() {
+                // Held until the shutdown note is out: the accepting thread, once it sees
+                // `stopping`, needs this lock before it can print the summary and end the
+                // process, so the note cannot come after the summary or be lost.
+                let live = shared.live();
                 if shared.stopping.swap(true, Ordering::SeqCst) {
                     std::process::exit(0);
                 }
@@ -169,19 +181,18 @@ fn watch_signals(
                 }
                 // Shutting the listener down makes the blocked `accept` fail and refuses new
                 // connections; connections reading see the end of their input.
-                let live = shared.live();
                 let _ = rustix::net::shutdown(&*listener, rustix::net::Shutdown::Read);
                 for socket in live.sockets.values() {
                     let _ = rustix::net::shutdown(&**socket, rustix::net::Shutdown::Read);
                 }
                 let open = live.sockets.len();
-                drop(live);
-                shared.ended.notify_all();
                 let grace = grace.as_secs_f64();
                 let what = format_args!(
                     "shutting down: listener closed, {open} connections get {grace}s to finish"
                 );
                 site.log.note(&mut String::new(), Actor::Signals, what);
+                drop(live);
+                shared.ended.notify_all();
             }
         })?;
     Ok(())
