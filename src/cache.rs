@@ -78,6 +78,10 @@ pub enum Contents {
     Open(Arc<File>),
 }
 
+/// A file's precompressed copies (`NAME.br`, `NAME.gz`), in the order of
+/// [`Coding::ALL`](crate::http::encoding::Coding::ALL); `None` where there is none to serve.
+pub type Variants = [Option<Arc<CachedFile>>; 2];
+
 /// One file and what a response needs to say about it.
 #[derive(Debug)]
 pub struct CachedFile {
@@ -85,6 +89,9 @@ pub struct CachedFile {
     pub modified: SystemTime,
     pub content_type: &'static str,
     pub contents: Contents,
+    /// Its precompressed copies, looked for with it and trusted exactly as long as it is:
+    /// they live in its directory, so any change to them is a change the checks see.
+    pub variants: Variants,
     /// No symbolic link lay on the file's path when it was opened, so watching its
     /// directories sees every change to it (see [`crate::watch`]).
     pub watchable: bool,
@@ -107,9 +114,29 @@ impl CachedFile {
             modified,
             content_type,
             contents,
+            variants: [None, None],
             watchable,
             checked: AtomicU64::new(UNWATCHED),
         }
+    }
+
+    /// The entry with its precompressed copies.
+    pub fn with_variants(mut self, variants: Variants) -> CachedFile {
+        self.variants = variants;
+        self
+    }
+
+    /// Whether any precompressed copy is served in its place: then every response about
+    /// it varies with `Accept-Encoding`.
+    pub fn has_variants(&self) -> bool {
+        self.variants.iter().any(Option::is_some)
+    }
+
+    /// What identifies each precompressed copy, to compare with what is on disk now.
+    pub fn variant_validators(&self) -> [Option<Validators>; 2] {
+        self.variants
+            .each_ref()
+            .map(|variant| variant.as_ref().map(|v| v.validators))
     }
 
     /// The file's length.
@@ -133,17 +160,29 @@ impl CachedFile {
         self.checked.store(generation, Ordering::SeqCst);
     }
 
-    /// Memory the entry takes from the byte budget.
+    /// Memory the entry takes from the byte budget, its copies' included.
     fn bytes(&self) -> usize {
-        match &self.contents {
+        let own = match &self.contents {
             Contents::Bytes(bytes) => bytes.len(),
             Contents::Open(_) => 0,
-        }
+        };
+        own + self
+            .variants
+            .iter()
+            .flatten()
+            .map(|v| v.bytes())
+            .sum::<usize>()
     }
 
-    /// Descriptors the entry takes from the descriptor budget.
+    /// Descriptors the entry takes from the descriptor budget, its copies' included.
     fn descriptors(&self) -> usize {
-        usize::from(matches!(self.contents, Contents::Open(_)))
+        let own = usize::from(matches!(self.contents, Contents::Open(_)));
+        own + self
+            .variants
+            .iter()
+            .flatten()
+            .map(|v| v.descriptors())
+            .sum::<usize>()
     }
 }
 

@@ -30,6 +30,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Highest `--max-connections`: far beyond what one process's descriptors allow anyway.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// Highest `--max-age`: caches read any larger value as 2^31 seconds (RFC 9111 §1.2.2).
+pub const MAX_AGE_LIMIT: u32 = 2_147_483_648;
 /// More workers than this only adds contention on a static-file workload.
 pub const MAX_WORKERS: usize = 1024;
 /// Longest timeout accepted: beyond an hour a "timeout" no longer protects anything.
@@ -69,6 +71,9 @@ OPTIONS:
         --stats SECS        print a line of live statistics to stderr every SECS
         --reuse-port        let several processes listen on the same port
                             (SO_REUSEPORT), each with its own threads
+        --no-precompressed  never send NAME.br or NAME.gz in place of NAME
+        --max-age SECS      Cache-Control: public, max-age=SECS on files' 200, 206
+                            and 304 responses [default: none]
     -h, --help              print this help
     -V, --version           print the version
 
@@ -108,6 +113,10 @@ pub struct Config {
     pub stats: Option<Duration>,
     /// Let other processes listen on the same port (`SO_REUSEPORT`).
     pub reuse_port: bool,
+    /// Send a file's `.br` or `.gz` copy to clients that accept it.
+    pub precompressed: bool,
+    /// `Cache-Control: public, max-age=N` on files' responses; `None`: no such header.
+    pub max_age: Option<u32>,
 }
 
 /// When log lines are coloured.
@@ -138,6 +147,8 @@ struct Args {
     colour: Option<String>,
     stats: Option<String>,
     reuse_port: bool,
+    no_precompressed: bool,
+    max_age: Option<String>,
 }
 
 /// A command line we cannot run with.
@@ -205,6 +216,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         colour: args.opt_value_from_str("--color")?,
         stats: args.opt_value_from_str("--stats")?,
         reuse_port: args.contains("--reuse-port"),
+        no_precompressed: args.contains("--no-precompressed"),
+        max_age: args.opt_value_from_str("--max-age")?,
     };
     let mut rest = pico_args::Arguments::from_vec(original_spellings(args.finish()));
     let root = opt_path(&mut rest, ["-r", "--root"])?;
@@ -378,6 +391,20 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         None => None,
         Some(value) => Some(seconds("--stats", Some(value), Duration::ZERO)?),
     };
+    let max_age = match typed.max_age {
+        None => None,
+        Some(value) => Some(
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n <= MAX_AGE_LIMIT)
+                .ok_or(ConfigError::Invalid {
+                    flag: "--max-age",
+                    value,
+                    why: "expected whole seconds from 0 to 2147483648",
+                })?,
+        ),
+    };
     Ok(Config {
         root_is_default: typed.root.is_none(),
         root: typed.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
@@ -396,6 +423,8 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         colour,
         stats,
         reuse_port: typed.reuse_port,
+        precompressed: !typed.no_precompressed,
+        max_age,
     })
 }
 
@@ -608,6 +637,30 @@ mod tests {
     }
 
     #[test]
+    fn serving_options() {
+        let defaults = serve("");
+        assert_eq!((defaults.precompressed, defaults.max_age), (true, None));
+        let table = [
+            ("--no-precompressed", false, None),
+            ("--max-age 600", true, Some(600)),
+            ("--max-age=0", true, Some(0)),
+            (
+                "--max-age 2147483648 --no-precompressed",
+                false,
+                Some(MAX_AGE_LIMIT),
+            ),
+        ];
+        for (line, precompressed, max_age) in table {
+            let config = serve(line);
+            assert_eq!(
+                (config.precompressed, config.max_age),
+                (precompressed, max_age),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
     fn help_and_version() {
         for (line, help) in [
             ("--help", true),
@@ -645,6 +698,11 @@ mod tests {
             ("--stats 0", "--stats"),
             ("--stats often", "--stats"),
             ("--reuse-port=yes", "--reuse-port"),
+            ("--no-precompressed=no", "--no-precompressed"),
+            ("--max-age -1", "--max-age"),
+            ("--max-age 1.5", "--max-age"),
+            ("--max-age 2147483649", "--max-age"),
+            ("--max-age=week", "invalid value 'week' for --max-age"),
             ("--port 1 --port 2", "--port"),
             ("--error-pages /nonexistent/pages", "/nonexistent/pages"),
             ("--max-connections 0", "--max-connections"),

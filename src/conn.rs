@@ -1209,6 +1209,7 @@ mod tests {
                 log: Log::new(true),
                 fault_injection: false,
                 stats: None,
+                max_age: None,
             };
             Fixture { dir, site }
         }

@@ -25,8 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
-use crate::cache::{BYTES_MAX, CachedFile, Contents, FileCache, Validators};
+use crate::cache::{BYTES_MAX, CachedFile, Contents, FileCache, Validators, Variants};
 use crate::http::Status;
+use crate::http::encoding::Coding;
 use crate::watch::{Watch, Watcher};
 
 /// The file served for a directory.
@@ -239,6 +240,8 @@ pub struct DocRoot {
     /// Set when the kernel lacks `openat2`; lookups then check canonical paths instead.
     no_openat2: AtomicBool,
     cache: Option<Cache>,
+    /// Whether `NAME.br` and `NAME.gz` are looked for beside each file served.
+    precompressed: bool,
 }
 
 impl DocRoot {
@@ -256,7 +259,15 @@ impl DocRoot {
             path: path.canonicalize()?,
             no_openat2: AtomicBool::new(false),
             cache: None,
+            precompressed: false,
         })
+    }
+
+    /// Looks for each file's precompressed copies (`NAME.br`, `NAME.gz`), kept and
+    /// trusted with it, so that a request may be answered with one of them.
+    pub fn with_precompressed(mut self, on: bool) -> DocRoot {
+        self.precompressed = on;
+        self
     }
 
     /// Keeps files ready to serve (see [`crate::cache`]), each checked with `stat` before
@@ -355,6 +366,7 @@ impl DocRoot {
         };
         if let Some(hit) = cached
             && hit.validators == meta.validators
+            && (!self.precompressed || hit.variant_validators() == self.variants_now(served))
         {
             if let (true, Some(generation)) = (watched, generation) {
                 hit.checked_at(generation);
@@ -389,19 +401,36 @@ impl DocRoot {
                 .as_ref()
                 .is_some_and(|cache| cache.watch.directories_of(key))
             && self.same_file(served, &meta.validators);
-        let (contents, complete) = if meta.len <= BYTES_MAX {
-            let (bytes, complete) = read_small(&file, &mut meta)?;
-            (Contents::Bytes(bytes), complete)
-        } else {
-            (Contents::Open(Arc::new(file)), true)
-        };
+        let (contents, mut complete) = contents_of(file, &mut meta)?;
+        // The copies are looked for once the watches are in place, like the file itself.
+        let mut variants: Variants = [None, None];
+        let (mut watchable, mut watched) = (watchable, watched);
+        if self.precompressed {
+            for coding in Coding::ALL {
+                let path = variant_path(served, coding);
+                let Some(variant) = self.open_variant(&path) else {
+                    continue;
+                };
+                complete &= variant.complete;
+                watchable &= variant.watchable;
+                watched &= variant.watchable && self.same_file(&path, &variant.meta.validators);
+                variants[coding.index()] = Some(Arc::new(CachedFile::new(
+                    variant.meta.validators,
+                    variant.meta.modified,
+                    content_type_of(served),
+                    variant.contents,
+                    variant.watchable,
+                )));
+            }
+        }
         let entry = CachedFile::new(
             meta.validators,
             meta.modified,
             content_type_of(served),
             contents,
             watchable,
-        );
+        )
+        .with_variants(variants);
         if let (true, Some(generation)) = (watched, generation) {
             entry.checked_at(generation);
         }
@@ -413,6 +442,41 @@ impl DocRoot {
         Ok(match &self.cache {
             Some(cache) if complete && settled(cache.racy_window) => cache.files.insert(key, entry),
             _ => Arc::new(entry),
+        })
+    }
+
+    /// What identifies each precompressed copy of `served` on disk now: `None` for one
+    /// that is missing or would not be served. A plain `fstatat`: only compared with what
+    /// an entry holds, never answered with.
+    fn variants_now(&self, served: &[u8]) -> [Option<Validators>; 2] {
+        Coding::ALL.map(|coding| {
+            let path = variant_path(served, coding);
+            rustix::fs::statat(&self.dir, as_path(&path), AtFlags::empty())
+                .ok()
+                .map(|stat| Meta::from_stat(&stat))
+                .filter(|meta| meta.servable().is_ok())
+                .map(|meta| meta.validators)
+        })
+    }
+
+    /// Opens a precompressed copy at `relative` if it is servable as any file is: checked
+    /// with `fstatat` before it is opened, opened beneath the root, checked again.
+    fn open_variant(&self, relative: &[u8]) -> Option<Variant> {
+        self.stat(relative).ok()?.servable().ok()?;
+        let plain = self.open_without_symlinks(relative, READ).ok()?;
+        let watchable = plain.is_some();
+        let file = match plain {
+            Some(file) => file,
+            None => self.open_with(relative, READ).ok()?,
+        };
+        let mut meta = Meta::of(&file).ok()?;
+        meta.servable().ok()?;
+        let (contents, complete) = contents_of(file, &mut meta).ok()?;
+        Some(Variant {
+            meta,
+            contents,
+            complete,
+            watchable,
         })
     }
 
@@ -506,6 +570,35 @@ fn io_error(err: &io::Error) -> OpenError {
     match err.raw_os_error() {
         Some(code) => OpenError::from_errno(rustix::io::Errno::from_raw_os_error(code)),
         None => OpenError::Io,
+    }
+}
+
+/// A precompressed copy as opened.
+struct Variant {
+    meta: Meta,
+    contents: Contents,
+    /// Read whole, as its `stat` described it (see [`read_small`]).
+    complete: bool,
+    watchable: bool,
+}
+
+/// `served` with the suffix of `coding`'s copies.
+fn variant_path(served: &[u8], coding: Coding) -> Vec<u8> {
+    let suffix = coding.suffix();
+    let mut path = Vec::with_capacity(served.len() + suffix.len());
+    path.extend_from_slice(served);
+    path.extend_from_slice(suffix);
+    path
+}
+
+/// What is kept of an open file: its bytes if small (see [`read_small`] for the bool),
+/// else the descriptor.
+fn contents_of(file: File, meta: &mut Meta) -> Result<(Contents, bool), OpenError> {
+    if meta.len <= BYTES_MAX {
+        let (bytes, complete) = read_small(&file, meta)?;
+        Ok((Contents::Bytes(bytes), complete))
+    } else {
+        Ok((Contents::Open(Arc::new(file)), true))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::files::{self, DocRoot, Lookup, PathScratch};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer, Ranges};
 use crate::http::date::DateCache;
+use crate::http::encoding::{self, Coding};
 use crate::http::multipart::Multipart;
 use crate::http::request::{Method, Persistence, Request, RequestError, Version};
 use crate::http::response::{ContentRange, Fate, Head};
@@ -37,6 +38,8 @@ pub struct Site {
     pub fault_injection: bool,
     /// What `--stats` counts; `None` without it.
     pub stats: Option<Stats>,
+    /// `--max-age`: how long clients may reuse a file's response without asking again.
+    pub max_age: Option<u32>,
 }
 
 /// The target that panics a worker when fault injection is on.
@@ -225,20 +228,41 @@ fn send_file(
     fate: Fate,
 ) -> Answer {
     let head_only = req.method == Method::Head;
+    // A precompressed copy the client accepts is the representation sent: its bytes, its
+    // validators, and the file's type (RFC 9110 §8.4).
+    let vary = file.has_variants();
+    let coding = if vary {
+        let available = file.variants.each_ref().map(Option::is_some);
+        encoding::choose(req.accept_encoding, available)
+    } else {
+        None
+    };
+    let content_type = file.content_type;
+    let file = coding
+        .and_then(|coding| file.variants[coding.index()].as_deref())
+        .unwrap_or(file);
     let (len, modified) = (file.len(), file.modified);
-    let etag = ETag::new(modified, len);
+    let etag = ETag::new(modified, len).with_coding(coding);
     let last_modified = conditional::http_date(modified);
+    // What every response about this file says besides its status.
+    let about = |status: Status| {
+        let mut head = Head::new(status, fate);
+        head.vary = vary;
+        head
+    };
     match conditional::evaluate(&req.conditions, &etag, modified) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
-            let mut head = Head::new(Status::NotModified, fate);
+            let mut head = about(Status::NotModified);
             head.etag = Some(etag.as_bytes());
             head.last_modified = Some(&last_modified);
+            head.max_age = site.max_age;
             head.write_to(out, ws.date.now());
             return Answer::bare(Status::NotModified, fate);
         }
         Precondition::Failed => {
-            return error(Status::PreconditionFailed, head_only, site, ws, out, fate);
+            let head = about(Status::PreconditionFailed);
+            return page(head, head_only, site, ws, out);
         }
     }
     // Range applies to GET, and so to HEAD, which answers as GET would (RFC 9110 §9.3.2,
@@ -257,25 +281,19 @@ fn send_file(
         RangeAnswer::Whole => None,
         RangeAnswer::Parts(ranges) => Some(ranges),
         RangeAnswer::Unsatisfiable => {
-            let page = site.pages.get(Status::RangeNotSatisfiable);
-            let mut head = Head::new(Status::RangeNotSatisfiable, fate);
-            head.content_type = Some("text/html");
-            head.content_length = page.len() as u64;
+            let mut head = about(Status::RangeNotSatisfiable);
             head.content_range = Some(ContentRange::Unsatisfied { len });
-            head.write_to(out, ws.date.now());
-            if head_only {
-                return Answer::bare(Status::RangeNotSatisfiable, fate);
-            }
-            out.extend_from_slice(page);
-            return Answer::copied(Status::RangeNotSatisfiable, page.len() as u64, fate);
+            return page(head, head_only, site, ws, out);
         }
     };
-    let mut head = Head::new(Status::Ok, fate);
-    head.content_type = Some(file.content_type);
+    let mut head = about(Status::Ok);
+    head.content_type = Some(content_type);
+    head.content_encoding = coding.map(Coding::token);
     head.content_length = len;
     head.etag = Some(etag.as_bytes());
     head.last_modified = Some(&last_modified);
     head.accept_ranges = true;
+    head.max_age = site.max_age;
     match ranges.as_ref().map(Ranges::as_slice) {
         None => {}
         Some(&[(start, end)]) => {
@@ -284,7 +302,7 @@ fn send_file(
             head.content_range = Some(ContentRange::Part { start, end, len });
         }
         Some(several) => {
-            let multipart = Multipart::new(file.content_type, len);
+            let multipart = Multipart::new(content_type, len);
             let body_len = multipart.body_len(several);
             // Framing that would cost more than the whole file: the whole file it is.
             if body_len < len {
@@ -396,11 +414,23 @@ fn error(
     out: &mut Vec<u8>,
     fate: Fate,
 ) -> Answer {
-    let page = site.pages.get(status);
     let mut head = Head::new(status, fate);
+    head.allow = status == Status::MethodNotAllowed;
+    page(head, head_only, site, ws, out)
+}
+
+/// The error page of `head`'s status behind `head`, or just the head for HEAD.
+fn page(
+    mut head: Head<'_>,
+    head_only: bool,
+    site: &Site,
+    ws: &mut Workspace,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let (status, fate) = (head.status, head.fate);
+    let page = site.pages.get(status);
     head.content_type = Some("text/html");
     head.content_length = page.len() as u64;
-    head.allow = status == Status::MethodNotAllowed;
     head.write_to(out, ws.date.now());
     if head_only {
         return Answer::bare(status, fate);

@@ -67,13 +67,15 @@ fn run() -> Result<(), String> {
 
 /// What is served: the root opened, the error pages read, and how to answer and log.
 fn site(config: &Config) -> Result<Site, ServerError> {
-    let root =
-        DocRoot::open(&config.root).map_err(|err| ServerError::Root(config.root.clone(), err))?;
+    let root = DocRoot::open(&config.root)
+        .map_err(|err| ServerError::Root(config.root.clone(), err))?
+        .with_precompressed(config.precompressed);
     let pages = ErrorPages::load(config.error_pages.as_deref()).map_err(ServerError::ErrorPages)?;
     Ok(Site {
         root,
         pages,
         keep_alive: config.keep_alive,
+        max_age: config.max_age,
         log: Log::new(config.quiet).styled(config.log_format, colour(config.colour)),
         fault_injection: cfg!(debug_assertions) && std::env::var_os(FAULT_INJECTION_VAR).is_some(),
         stats: config.stats.map(|every| {

@@ -7,10 +7,12 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::date::HTTP_DATE_LEN;
+use super::encoding::Coding;
 use super::syntax::trim;
 
-/// Longest entity-tag we make: a quote, three 16-digit hex numbers, two dashes, a quote.
-const ETAG_MAX: usize = 2 + 3 * 16 + 2;
+/// Longest entity-tag we make: a quote, three 16-digit hex numbers, two dashes, the
+/// longest coding suffix (`-gzip`), a quote.
+const ETAG_MAX: usize = 2 + 3 * 16 + 2 + 5;
 
 /// A strong entity-tag made from a file's modification time (to the nanosecond) and length.
 /// Changing either changes the tag; serving the same file twice gives the same tag.
@@ -38,6 +40,22 @@ impl ETag {
         );
         let len = cursor.position() as usize;
         ETag { bytes, len }
+    }
+
+    /// The tag of the file's copy in `coding`: each representation has its own tag (RFC
+    /// 9110 §8.8.3), even when the copy's time and length equal the file's.
+    pub fn with_coding(mut self, coding: Option<Coding>) -> ETag {
+        let Some(coding) = coding else {
+            return self;
+        };
+        // Before the closing quote; the buffer holds the longest suffix.
+        let suffix = coding.token().as_bytes();
+        let end = self.len - 1;
+        self.bytes[end] = b'-';
+        self.bytes[end + 1..end + 1 + suffix.len()].copy_from_slice(suffix);
+        self.len = end + 1 + suffix.len() + 1;
+        self.bytes[self.len - 1] = b'"';
+        self
     }
 
     /// The tag with its quotes, as sent in `ETag`.
@@ -350,6 +368,16 @@ mod tests {
     fn etags_are_strong_and_change_with_time_and_length() {
         let tag = ETag::new(at(784_111_777, 5), 41049);
         assert_eq!(tag.as_bytes(), b"\"2ebc98a1-5-a059\"");
+        assert_eq!(tag.with_coding(None).as_bytes(), tag.as_bytes());
+        assert_eq!(
+            tag.with_coding(Some(Coding::Br)).as_bytes(),
+            b"\"2ebc98a1-5-a059-br\""
+        );
+        let longest = ETag::new(at(u64::MAX >> 2, 999_999_999), u64::MAX);
+        assert_eq!(
+            longest.with_coding(Some(Coding::Gzip)).as_bytes(),
+            b"\"3fffffffffffffff-3b9ac9ff-ffffffffffffffff-gzip\""
+        );
         assert_ne!(
             tag.as_bytes(),
             ETag::new(at(784_111_777, 6), 41049).as_bytes()

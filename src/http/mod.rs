@@ -5,6 +5,7 @@
 pub mod body;
 pub mod conditional;
 pub mod date;
+pub mod encoding;
 pub mod multipart;
 pub mod request;
 pub mod response;

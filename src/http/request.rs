@@ -91,6 +91,8 @@ pub struct Request<'b> {
     pub conditions: Conditions<'b>,
     pub range: Option<&'b [u8]>,
     pub if_range: Option<&'b [u8]>,
+    /// `Accept-Encoding`; see [`crate::http::encoding::choose`].
+    pub accept_encoding: Option<&'b [u8]>,
     pub expect_continue: bool,
     /// `User-Agent` and `Referer`, for the log.
     pub user_agent: Option<&'b [u8]>,
@@ -101,6 +103,10 @@ pub struct Request<'b> {
 
 /// The result of looking at the front of a read buffer.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one call; boxing would allocate per request"
+)]
 pub enum Parsed<'b> {
     /// More bytes are needed.
     Partial,
@@ -211,6 +217,7 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
         conditions: Conditions::default(),
         range: None,
         if_range: None,
+        accept_encoding: None,
         expect_continue: false,
         user_agent: None,
         referer: None,
@@ -264,6 +271,13 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
             request.range = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {
             request.if_range = Some(value);
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            // Two fields form one list, which would have to be joined to be read; an empty
+            // list asks for the identity coding, which is always acceptable.
+            request.accept_encoding = match request.accept_encoding {
+                None => Some(value),
+                Some(_) => Some(b""),
+            };
         } else if name.eq_ignore_ascii_case("user-agent") {
             request.user_agent = Some(value);
         } else if name.eq_ignore_ascii_case("referer") {

@@ -37,6 +37,13 @@ pub struct Head<'a> {
     /// Says `Accept-Ranges: bytes` (on responses about a file).
     pub accept_ranges: bool,
     pub content_range: Option<ContentRange>,
+    /// `Content-Encoding`: a precompressed copy is sent.
+    pub content_encoding: Option<&'static str>,
+    /// `Vary: Accept-Encoding`: the file has precompressed copies, so what is sent
+    /// depends on that field.
+    pub vary: bool,
+    /// `Cache-Control: public, max-age=N` (`--max-age`).
+    pub max_age: Option<u32>,
     pub fate: Fate,
 }
 
@@ -62,6 +69,9 @@ impl<'a> Head<'a> {
             last_modified: None,
             accept_ranges: false,
             content_range: None,
+            content_encoding: None,
+            vary: false,
+            max_age: None,
             fate,
         }
     }
@@ -95,6 +105,17 @@ impl<'a> Head<'a> {
             out.extend_from_slice(b"Location: ");
             out.extend_from_slice(location);
             out.extend_from_slice(b"\r\n");
+        }
+        if let Some(coding) = self.content_encoding {
+            out.extend_from_slice(b"Content-Encoding: ");
+            out.extend_from_slice(coding.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.vary {
+            out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        }
+        if let Some(seconds) = self.max_age {
+            let _ = write!(out, "Cache-Control: public, max-age={seconds}\r\n");
         }
         if let Some(etag) = self.etag {
             out.extend_from_slice(b"ETag: ");
@@ -196,7 +217,13 @@ mod tests {
         unsatisfied.content_range = Some(ContentRange::Unsatisfied { len: 10 });
         let mut not_modified = Head::new(Status::NotModified, Fate::Close);
         not_modified.etag = Some(b"\"a-b-c\"");
-        let table: [(Head<'_>, &[&str], &[&str]); 6] = [
+        not_modified.vary = true;
+        not_modified.max_age = Some(600);
+        let mut encoded = Head::new(Status::Ok, Fate::Close);
+        encoded.content_type = Some("text/css");
+        encoded.content_encoding = Some("br");
+        encoded.vary = true;
+        let table: [(Head<'_>, &[&str], &[&str]); 7] = [
             (
                 redirect,
                 &[
@@ -204,7 +231,7 @@ mod tests {
                     "\r\nLocation: /dir/\r\n",
                     "\r\nContent-Length: 0\r\n",
                 ],
-                &["Content-Type"],
+                &["Content-Type", "Vary", "Cache-Control", "Content-Encoding"],
             ),
             (
                 options,
@@ -238,8 +265,22 @@ mod tests {
             (unsatisfied, &["\r\nContent-Range: bytes */10\r\n"], &[]),
             (
                 not_modified,
-                &["HTTP/1.1 304 Not Modified\r\n", "\r\nETag: \"a-b-c\"\r\n"],
-                &["Content-Length", "Content-Type"],
+                &[
+                    "HTTP/1.1 304 Not Modified\r\n",
+                    "\r\nETag: \"a-b-c\"\r\n",
+                    "\r\nVary: Accept-Encoding\r\n",
+                    "\r\nCache-Control: public, max-age=600\r\n",
+                ],
+                &["Content-Length", "Content-Type", "Content-Encoding"],
+            ),
+            (
+                encoded,
+                &[
+                    "\r\nContent-Type: text/css; charset=utf-8\r\n",
+                    "\r\nContent-Encoding: br\r\n",
+                    "\r\nVary: Accept-Encoding\r\n",
+                ],
+                &["Cache-Control"],
             ),
         ];
         for (head, present, absent) in table {
