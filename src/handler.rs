@@ -118,7 +118,7 @@ impl Answer {
     }
 
     /// A body of `len` bytes, all appended behind the head.
-    fn copied(status: Status, len: u64, fate: Fate) -> Answer {
+    pub(crate) fn copied(status: Status, len: u64, fate: Fate) -> Answer {
         Answer {
             status,
             body_len: len,
@@ -385,7 +385,7 @@ fn multipart_body(
 }
 
 /// An error page, or just its head for HEAD.
-fn error(
+pub(crate) fn error(
     status: Status,
     head_only: bool,
     site: &Site,
