@@ -61,6 +61,7 @@ OPTIONS:
         --model MODEL       pool (poll thread + worker pool) or threads (one thread per
                             connection, for comparison) [default: pool]
         --error-pages DIR   pages NNN.html for error statuses [default: the pages built in]
+        --list-dirs         list a directory that has no index.html, instead of 403
     -q, --quiet             no request or connection log
         --log-format FORMAT worker (thread, client, request, status, bytes, time),
                             combined (NCSA, as nginx writes it) or json [default: worker]
@@ -108,6 +109,8 @@ pub struct Config {
     pub stats: Option<Duration>,
     /// Let other processes listen on the same port (`SO_REUSEPORT`).
     pub reuse_port: bool,
+    /// List a directory that has no `index.html` (see [`crate::listing`]).
+    pub list_dirs: bool,
 }
 
 /// When log lines are coloured.
@@ -138,6 +141,7 @@ struct Args {
     colour: Option<String>,
     stats: Option<String>,
     reuse_port: bool,
+    list_dirs: bool,
 }
 
 /// A command line we cannot run with.
@@ -205,6 +209,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         colour: args.opt_value_from_str("--color")?,
         stats: args.opt_value_from_str("--stats")?,
         reuse_port: args.contains("--reuse-port"),
+        list_dirs: args.contains("--list-dirs"),
     };
     let mut rest = pico_args::Arguments::from_vec(original_spellings(args.finish()));
     let root = opt_path(&mut rest, ["-r", "--root"])?;
@@ -396,6 +401,7 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         colour,
         stats,
         reuse_port: typed.reuse_port,
+        list_dirs: typed.list_dirs,
     })
 }
 
@@ -577,6 +583,19 @@ mod tests {
     }
 
     #[test]
+    fn listing_is_off_unless_asked_for() {
+        let table = [
+            ("", false),
+            ("--list-dirs", true),
+            ("./site --list-dirs", true),
+            ("--list-dirs -p 81", true),
+        ];
+        for (line, list_dirs) in table {
+            assert_eq!(serve(line).list_dirs, list_dirs, "{line}");
+        }
+    }
+
+    #[test]
     fn operator_options() {
         let config = serve("--log-format combined --color never --stats 2.5 --reuse-port");
         assert_eq!(config.log_format, Format::Combined);
@@ -645,6 +664,8 @@ mod tests {
             ("--stats 0", "--stats"),
             ("--stats often", "--stats"),
             ("--reuse-port=yes", "--reuse-port"),
+            ("--list-dirs=yes", "--list-dirs"),
+            ("--list-dirs --list-dirs", "--list-dirs"),
             ("--port 1 --port 2", "--port"),
             ("--error-pages /nonexistent/pages", "/nonexistent/pages"),
             ("--max-connections 0", "--max-connections"),

@@ -1184,6 +1184,7 @@ mod tests {
                 log: Log::new(true),
                 fault_injection: false,
                 stats: None,
+                list_dirs: false,
             };
             Fixture { dir, site }
         }

@@ -10,13 +10,14 @@ use std::time::Duration;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 
 use crate::cache::{CachedFile, Contents};
-use crate::files::{self, DocRoot, Lookup, PathScratch};
+use crate::files::{self, DocRoot, Lookup, OpenError, PathScratch};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer, Ranges};
 use crate::http::date::DateCache;
 use crate::http::multipart::Multipart;
 use crate::http::request::{Method, Persistence, Request, RequestError};
 use crate::http::response::{ContentRange, Fate, Head};
+use crate::listing;
 use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
 use crate::stats::Stats;
@@ -37,6 +38,9 @@ pub struct Site {
     pub fault_injection: bool,
     /// What `--stats` counts; `None` without it.
     pub stats: Option<Stats>,
+    /// `--list-dirs`: a directory without an index is listed (see [`crate::listing`])
+    /// instead of refused.
+    pub list_dirs: bool,
 }
 
 /// The target that panics a worker when fault injection is on.
@@ -207,6 +211,11 @@ fn serve(
             head.location = Some(&ws.location);
             head.write_to(out, ws.date.now());
             Answer::bare(Status::MovedPermanently, fate)
+        }
+        Err(OpenError::NoIndex) if site.list_dirs => {
+            // Copied out of the scratch buffer that `ws` owns, for the listing to use `ws`.
+            let relative = safe.relative.to_vec();
+            listing::answer(req, &relative, site, ws, out, fate)
         }
         Err(refusal) => error(refusal.status(), head_only, site, ws, out, fate),
     }

@@ -83,6 +83,7 @@ fn site(config: &Config) -> Result<Site, ServerError> {
             };
             Stats::new(every, answering)
         }),
+        list_dirs: config.list_dirs,
     })
 }
 
