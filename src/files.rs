@@ -611,6 +611,8 @@ pub struct Probe {
 pub struct ListedDir {
     pub dir: File,
     pub modified: SystemTime,
+    /// The change time (`ctime`): moves when an entry is added, removed or renamed.
+    pub changed: SystemTime,
 }
 
 /// Directory listings (see [`crate::listing`]): the same refusals as a lookup, asked of
@@ -669,6 +671,7 @@ impl DocRoot {
         Ok(ListedDir {
             dir,
             modified: meta.modified,
+            changed: meta.changed,
         })
     }
 
