@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode, percent_encode};
 
-use crate::support::{Client, Response, STEP, Server, chmod, error_page};
+use crate::support::{Client, Response, STEP, Server, chmod, error_page, settle};
 
 const LIST: &[&str] = &["--list-dirs"];
 
@@ -541,6 +541,33 @@ fn an_unreadable_directory_without_index_stays_403() {
     assert_eq!(server.client().get("/closed/a.txt").status, 200);
 }
 
+/// The server keeps a directory's index in its cache: removing it must show the listing
+/// on the very next request, and putting it back the index again.
+fn an_index_removed_or_restored_shows_on_the_next_request() {
+    let root = tempfile::tempdir().expect("root");
+    let d = root.path().join("d");
+    mkdir(&d, 0o755);
+    write(&d.join("index.html"), b"the index", 0o644);
+    write(&d.join("a.txt"), b"a", 0o644);
+    settle(root.path(), &["d/index.html", "d/a.txt"]);
+    let server = Server::start(root.path(), LIST);
+    let mut client = server.client();
+    // Served, then served again from the cache.
+    for _ in 0..3 {
+        assert_eq!(client.get("/d/").text(), "the index");
+    }
+    std::fs::rename(d.join("index.html"), root.path().join("index.old")).expect("rename");
+    let page = listing(&mut client, "/d/").text();
+    assert_eq!(hrefs(&page), ["a.txt"]);
+    assert_eq!(
+        hrefs(&listing(&mut server.client(), "/d/").text()),
+        ["a.txt"]
+    );
+    std::fs::rename(root.path().join("index.old"), d.join("index.html")).expect("rename");
+    assert_eq!(client.get("/d/").text(), "the index");
+    assert_eq!(server.client().get("/d/").text(), "the index");
+}
+
 crate::both_models!(
     without_the_flag_a_directory_without_index_is_403,
     a_listing_shows_directories_first_then_files_by_name_with_size_and_time,
@@ -551,4 +578,5 @@ crate::both_models!(
     a_listing_keeps_the_connection_and_is_logged,
     a_directory_too_large_to_list_is_cut_short_and_says_so,
     an_unreadable_directory_without_index_stays_403,
+    an_index_removed_or_restored_shows_on_the_next_request,
 );
