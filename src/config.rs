@@ -63,6 +63,7 @@ OPTIONS:
         --model MODEL       pool (poll thread + worker pool) or threads (one thread per
                             connection, for comparison) [default: pool]
         --error-pages DIR   pages NNN.html for error statuses [default: the pages built in]
+        --list-dirs         list a directory that has no index.html, instead of 403
     -q, --quiet             no request or connection log
         --log-format FORMAT worker (thread, client, request, status, bytes, time),
                             combined (NCSA, as nginx writes it) or json [default: worker]
@@ -117,6 +118,8 @@ pub struct Config {
     pub precompressed: bool,
     /// `Cache-Control: public, max-age=N` on files' responses; `None`: no such header.
     pub max_age: Option<u32>,
+    /// List a directory that has no `index.html` (see [`crate::listing`]).
+    pub list_dirs: bool,
 }
 
 /// When log lines are coloured.
@@ -149,6 +152,7 @@ struct Args {
     reuse_port: bool,
     no_precompressed: bool,
     max_age: Option<String>,
+    list_dirs: bool,
 }
 
 /// A command line we cannot run with.
@@ -218,6 +222,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, ConfigError> {
         reuse_port: args.contains("--reuse-port"),
         no_precompressed: args.contains("--no-precompressed"),
         max_age: args.opt_value_from_str("--max-age")?,
+        list_dirs: args.contains("--list-dirs"),
     };
     let mut rest = pico_args::Arguments::from_vec(original_spellings(args.finish()));
     let root = opt_path(&mut rest, ["-r", "--root"])?;
@@ -425,6 +430,7 @@ fn validate(typed: Args) -> Result<Config, ConfigError> {
         reuse_port: typed.reuse_port,
         precompressed: !typed.no_precompressed,
         max_age,
+        list_dirs: typed.list_dirs,
     })
 }
 
@@ -606,6 +612,19 @@ mod tests {
     }
 
     #[test]
+    fn listing_is_off_unless_asked_for() {
+        let table = [
+            ("", false),
+            ("--list-dirs", true),
+            ("./site --list-dirs", true),
+            ("--list-dirs -p 81", true),
+        ];
+        for (line, list_dirs) in table {
+            assert_eq!(serve(line).list_dirs, list_dirs, "{line}");
+        }
+    }
+
+    #[test]
     fn operator_options() {
         let config = serve("--log-format combined --color never --stats 2.5 --reuse-port");
         assert_eq!(config.log_format, Format::Combined);
@@ -703,6 +722,8 @@ mod tests {
             ("--max-age 1.5", "--max-age"),
             ("--max-age 2147483649", "--max-age"),
             ("--max-age=week", "invalid value 'week' for --max-age"),
+            ("--list-dirs=yes", "--list-dirs"),
+            ("--list-dirs --list-dirs", "--list-dirs"),
             ("--port 1 --port 2", "--port"),
             ("--error-pages /nonexistent/pages", "/nonexistent/pages"),
             ("--max-connections 0", "--max-connections"),

@@ -1210,6 +1210,7 @@ mod tests {
                 fault_injection: false,
                 stats: None,
                 max_age: None,
+                list_dirs: false,
             };
             Fixture { dir, site }
         }

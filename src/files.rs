@@ -178,8 +178,10 @@ pub enum OpenError {
     /// Nothing at that path (ENOENT, ENOTDIR, ENAMETOOLONG).
     NotFound,
     /// Exists but may not be served: outside the root through a symlink, not a regular
-    /// file, not world-readable, EACCES, or a directory without an index.
+    /// file, not world-readable, EACCES.
     Forbidden,
+    /// A directory without an index: 403, unless listings are on (see [`crate::listing`]).
+    NoIndex,
     /// Anything else the file system said.
     Io,
 }
@@ -189,7 +191,7 @@ impl OpenError {
     pub const fn status(self) -> Status {
         match self {
             OpenError::NotFound => Status::NotFound,
-            OpenError::Forbidden => Status::Forbidden,
+            OpenError::Forbidden | OpenError::NoIndex => Status::Forbidden,
             OpenError::Io => Status::InternalServerError,
         }
     }
@@ -353,8 +355,8 @@ impl DocRoot {
             }
             scratch.extend_from_slice(INDEX_FILE.as_bytes());
             meta = self.stat(scratch).map_err(|err| match err {
-                // Without an index (and without listing) a directory is not served.
-                OpenError::NotFound => OpenError::Forbidden,
+                // Without an index a directory is not served, unless it is listed.
+                OpenError::NotFound => OpenError::NoIndex,
                 other => other,
             })?;
         }
@@ -697,6 +699,119 @@ pub fn content_type_of(name: &[u8]) -> &'static str {
         Some("application/javascript") => "text/javascript",
         Some(media) => media,
         None => "application/octet-stream",
+    }
+}
+
+/// What a path would be served as, as [`DocRoot::probe`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// A regular, world-readable file.
+    File,
+    /// A directory that serves its index, or is listed.
+    Directory,
+}
+
+/// What [`DocRoot::probe`] learnt of one path, whether or not it may be served.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// How the path would be served, or why it would not.
+    pub served: Result<Served, OpenError>,
+    /// The length of what the path names (after symlinks), in bytes.
+    pub len: u64,
+    /// Its modification time.
+    pub modified: SystemTime,
+    /// The latest change time (`ctime`) of everything looked at: what the path names and,
+    /// for a directory, its index. A chmod that makes either unservable moves it. The
+    /// epoch when nothing could be looked at.
+    pub changed: SystemTime,
+}
+
+/// A directory opened for listing its entries.
+#[derive(Debug)]
+pub struct ListedDir {
+    pub dir: File,
+    pub modified: SystemTime,
+    /// The change time (`ctime`): moves when an entry is added, removed or renamed.
+    pub changed: SystemTime,
+}
+
+/// Directory listings (see [`crate::listing`]): the same refusals as a lookup, asked of
+/// each entry without opening any of them for reading.
+impl DocRoot {
+    /// What `relative` would be served as by a server that lists directories: resolved
+    /// beneath the root as [`DocRoot::lookup`] resolves it (symlinks followed while they
+    /// stay inside), then judged by the same rules: a regular, world-readable file; a
+    /// directory whose index is such a file, or that has no index and may be listed.
+    /// Nothing is opened for reading (`O_PATH`), so a FIFO or device is never opened.
+    /// `scratch` holds a directory's index path.
+    pub fn probe(&self, relative: &[u8], scratch: &mut Vec<u8>) -> Probe {
+        let meta = match self.meta_beneath(relative) {
+            Ok(meta) => meta,
+            Err(err) => {
+                return Probe {
+                    served: Err(err),
+                    len: 0,
+                    modified: UNIX_EPOCH,
+                    changed: UNIX_EPOCH,
+                };
+            }
+        };
+        let mut probe = Probe {
+            served: Ok(Served::File),
+            len: meta.len,
+            modified: meta.modified,
+            changed: meta.changed,
+        };
+        probe.served = if meta.kind == FileType::Directory {
+            scratch.clear();
+            scratch.extend_from_slice(relative);
+            scratch.push(b'/');
+            scratch.extend_from_slice(INDEX_FILE.as_bytes());
+            match self.meta_beneath(scratch) {
+                Ok(index) => {
+                    probe.changed = probe.changed.max(index.changed);
+                    index.servable().map(|()| Served::Directory)
+                }
+                Err(OpenError::NotFound) => meta.listable().map(|()| Served::Directory),
+                Err(err) => Err(err),
+            }
+        } else {
+            meta.servable().map(|()| Served::File)
+        };
+        probe
+    }
+
+    /// Opens the directory `relative` (beneath the root) for reading its entries, if it may
+    /// be listed.
+    pub fn open_listing(&self, relative: &[u8]) -> Result<ListedDir, OpenError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = self.open_with(relative, flags)?;
+        let meta = Meta::of(&dir)?;
+        meta.listable()?;
+        Ok(ListedDir {
+            dir,
+            modified: meta.modified,
+            changed: meta.changed,
+        })
+    }
+
+    /// `fstat` of what `relative` names, resolved as [`DocRoot::open_with`] resolves it;
+    /// opens nothing for reading (`O_PATH`).
+    fn meta_beneath(&self, relative: &[u8]) -> Result<Meta, OpenError> {
+        let file = self.open_with(relative, OFlags::PATH | OFlags::CLOEXEC)?;
+        Meta::of(&file)
+    }
+}
+
+impl Meta {
+    /// Only directories that anyone on the machine may read are listed: thttpd's rule, the
+    /// directory's counterpart of [`Meta::servable`].
+    fn listable(&self) -> Result<(), OpenError> {
+        if self.kind == FileType::Directory && self.mode & 0o004 != 0 {
+            Ok(())
+        } else {
+            Err(OpenError::Forbidden)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 
 use crate::cache::{CachedFile, Contents};
-use crate::files::{self, DocRoot, Lookup, PathScratch};
+use crate::files::{self, DocRoot, Lookup, OpenError, PathScratch};
 use crate::http::Status;
 use crate::http::conditional::{self, ETag, Precondition, RangeAnswer, Ranges};
 use crate::http::date::DateCache;
@@ -18,6 +18,7 @@ use crate::http::encoding::{self, Coding};
 use crate::http::multipart::Multipart;
 use crate::http::request::{Method, Persistence, Request, RequestError, Version};
 use crate::http::response::{ContentRange, Fate, Head};
+use crate::listing;
 use crate::log::{Actor, Log};
 use crate::pages::ErrorPages;
 use crate::stats::Stats;
@@ -40,6 +41,9 @@ pub struct Site {
     pub stats: Option<Stats>,
     /// `--max-age`: how long clients may reuse a file's response without asking again.
     pub max_age: Option<u32>,
+    /// `--list-dirs`: a directory without an index is listed (see [`crate::listing`])
+    /// instead of refused.
+    pub list_dirs: bool,
 }
 
 /// The target that panics a worker when fault injection is on.
@@ -121,7 +125,7 @@ impl Answer {
     }
 
     /// A body of `len` bytes, all appended behind the head.
-    fn copied(status: Status, len: u64, fate: Fate) -> Answer {
+    pub(crate) fn copied(status: Status, len: u64, fate: Fate) -> Answer {
         Answer {
             status,
             body_len: len,
@@ -213,6 +217,11 @@ fn serve(
             head.location = Some(&ws.location);
             head.write_to(out, ws.date.now());
             Answer::bare(Status::MovedPermanently, fate)
+        }
+        Err(OpenError::NoIndex) if site.list_dirs => {
+            // Copied out of the scratch buffer that `ws` owns, for the listing to use `ws`.
+            let relative = safe.relative.to_vec();
+            listing::answer(req, &relative, site, ws, out, fate)
         }
         Err(refusal) => error(refusal.status(), head_only, site, ws, out, fate),
     }
@@ -406,7 +415,7 @@ fn multipart_body(
 }
 
 /// An error page, or just its head for HEAD.
-fn error(
+pub(crate) fn error(
     status: Status,
     head_only: bool,
     site: &Site,

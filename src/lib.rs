@@ -31,8 +31,9 @@
 //! [`config`] reads the command line; [`server`] runs the poll thread ([`server::poll`])
 //! and the pool ([`server::pool`]); [`conn`] is one connection's state machine; [`handler`]
 //! decides each answer; [`http`] parses requests and writes response heads; [`files`] maps
-//! targets to files under the root with every refusal; [`cache`] keeps files ready to
-//! serve and [`watch`] tells it of changes on disk; [`log`] prints who served whom.
+//! targets to files under the root with every refusal, and [`listing`] lists a directory
+//! without an index when asked to; [`cache`] keeps files ready to serve and [`watch`]
+//! tells it of changes on disk; [`log`] prints who served whom.
 //! [`server::threads`] is the thread-per-connection model, kept for comparison.
 
 #![forbid(unsafe_code)]
@@ -43,6 +44,7 @@ pub(crate) mod conn;
 pub mod files;
 pub mod handler;
 pub(crate) mod http;
+pub mod listing;
 pub mod log;
 pub mod pages;
 pub mod server;

@@ -85,6 +85,7 @@ fn site(config: &Config) -> Result<Site, ServerError> {
             };
             Stats::new(every, answering)
         }),
+        list_dirs: config.list_dirs,
     })
 }
 

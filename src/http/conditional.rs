@@ -58,6 +58,13 @@ impl ETag {
         self
     }
 
+    /// The tag for a directory listing: the directory's modification time, and a digest of
+    /// the page in place of a length. The directory's time alone would miss a file inside
+    /// that changes size or permissions; the digest changes with anything the page shows.
+    pub fn listing(dir_modified: SystemTime, digest: u64) -> ETag {
+        ETag::new(dir_modified, digest)
+    }
+
     /// The tag with its quotes, as sent in `ETag`.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]

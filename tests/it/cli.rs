@@ -96,6 +96,7 @@ fn help_and_version_exit_0() {
         "--workers",
         "--keep-alive",
         "--quiet",
+        "--list-dirs",
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }

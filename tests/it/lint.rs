@@ -173,19 +173,29 @@ fn every_kind_of_response_passes_httplint() {
     // Before the server starts: the first run may spend minutes installing.
     httplint_python();
     let root = demo_root();
-    let server = Server::start(root.path(), &[]);
-    let etag = server
-        .client()
-        .get("/file.txt")
-        .header("etag")
-        .expect("ETag")
-        .to_string();
+    // Listings on, so that a directory without an index (`/media/`) is linted too.
+    let server = Server::start(root.path(), &["--list-dirs"]);
+    let etag_of = |target: &str| {
+        server
+            .client()
+            .get(target)
+            .header("etag")
+            .unwrap_or_else(|| panic!("no ETag for {target}"))
+            .to_string()
+    };
+    let (etag, listing_etag) = (etag_of("/file.txt"), etag_of("/media/"));
     let cases = [
         (200, "GET /file.txt", String::new()),
         (200, "GET /traverse.jpg", String::new()),
         (206, "GET /gif.gif", "Range: bytes=0-99\r\n".to_string()),
         (304, "GET /file.txt", format!("If-None-Match: {etag}\r\n")),
         (301, "GET /media", String::new()),
+        (200, "GET /media/", String::new()),
+        (
+            304,
+            "GET /media/",
+            format!("If-None-Match: {listing_etag}\r\n"),
+        ),
         (404, "GET /nope", String::new()),
         (405, "DELETE /file.txt", String::new()),
         (412, "GET /file.txt", "If-Match: \"nope\"\r\n".to_string()),

@@ -10,6 +10,7 @@ mod demo_site;
 mod freshness;
 mod garbage;
 mod lint;
+mod listing;
 mod operator;
 mod protocol;
 mod ranges;
