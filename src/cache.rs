@@ -33,10 +33,22 @@ pub const BYTES_MAX: u64 = 16 * 1024;
 /// times over; a larger site keeps its most recently added files.
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Descriptors the cache may hold open, as nginx's `open_file_cache max` bounds its own.
-/// Counted against the process's descriptor limit before connections are (see
-/// `server::RESERVED_FDS`).
+/// Most descriptors the cache may hold open, as nginx's `open_file_cache max` bounds its
+/// own. Below [`CACHE_SHARE`] times this the budget is a share of the descriptor limit
+/// instead ([`descriptor_budget`]), so that a low limit is left to connections.
 pub const CACHE_DESCRIPTORS: usize = 256;
+
+/// The cache may hold one descriptor in this many of the process's limit: open files only
+/// spare a few system calls per response, and a connection refused costs a client. An
+/// eighth keeps 32 of 256 and 128 of 1,024, and the full [`CACHE_DESCRIPTORS`] from 2,048.
+pub const CACHE_SHARE: u64 = 8;
+
+/// Descriptors the cache may hold open under a limit of `descriptors` (`None`: no limit),
+/// counted against that limit before connections are (see `server::FdBudget`).
+pub fn descriptor_budget(descriptors: Option<u64>) -> usize {
+    let share = descriptors.map_or(u64::MAX, |limit| limit / CACHE_SHARE);
+    usize::try_from(share).map_or(CACHE_DESCRIPTORS, |share| share.min(CACHE_DESCRIPTORS))
+}
 
 /// Locks the cache is split over, so that threads serving different files rarely wait for
 /// each other.
@@ -190,6 +202,8 @@ impl CachedFile {
 #[derive(Debug)]
 pub struct FileCache {
     shards: Vec<Mutex<Shard>>,
+    /// Descriptors each shard may hold open: its share of the cache's budget.
+    shard_descriptors: usize,
 }
 
 #[derive(Debug, Default)]
@@ -206,10 +220,17 @@ impl Default for FileCache {
 }
 
 impl FileCache {
-    /// An empty cache.
+    /// An empty cache that may hold [`CACHE_DESCRIPTORS`] open.
     pub fn new() -> FileCache {
+        FileCache::with_descriptors(CACHE_DESCRIPTORS)
+    }
+
+    /// An empty cache that may hold up to `descriptors` open (at most
+    /// [`CACHE_DESCRIPTORS`]); fewer than one per shard keeps none open.
+    pub fn with_descriptors(descriptors: usize) -> FileCache {
         FileCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_descriptors: descriptors.min(CACHE_DESCRIPTORS) / SHARDS,
         }
     }
 
@@ -223,7 +244,7 @@ impl FileCache {
     pub fn insert(&self, key: &[u8], file: CachedFile) -> Arc<CachedFile> {
         let file = Arc::new(file);
         let size = file.bytes() + key.len();
-        let (byte_budget, descriptor_budget) = (CACHE_BYTES / SHARDS, CACHE_DESCRIPTORS / SHARDS);
+        let (byte_budget, descriptor_budget) = (CACHE_BYTES / SHARDS, self.shard_descriptors);
         if size > byte_budget || file.descriptors() > descriptor_budget {
             return file;
         }
@@ -340,5 +361,38 @@ mod tests {
         assert!(bytes > CACHE_BYTES / 2, "{bytes} bytes held");
         assert!(descriptors <= CACHE_DESCRIPTORS, "{descriptors} held");
         assert!(descriptors > CACHE_DESCRIPTORS / 2, "{descriptors} held");
+    }
+
+    /// Regression (issue 12): the cache's 256 descriptors were reserved whatever the
+    /// limit, which at a limit of 256 left no room for connections.
+    #[test]
+    fn the_descriptor_budget_follows_the_limit() {
+        let table = [
+            (Some(64), 8),
+            (Some(256), 32),
+            (Some(1024), 128),
+            (Some(2048), CACHE_DESCRIPTORS),
+            (Some(20_000), CACHE_DESCRIPTORS),
+            (None, CACHE_DESCRIPTORS),
+        ];
+        for (limit, budget) in table {
+            assert_eq!(descriptor_budget(limit), budget, "limit {limit:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("open"), b"x").unwrap();
+        let cache = FileCache::with_descriptors(32);
+        for n in 0..256 {
+            let open = Arc::new(File::open(dir.path().join("open")).unwrap());
+            let entry =
+                CachedFile::new(validators(0, 1), UNIX_EPOCH, "", Contents::Open(open), true);
+            cache.insert(format!("d{n}").as_bytes(), entry);
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().descriptors)
+            .sum();
+        assert!(held <= 32, "{held} held");
+        assert!(held > 16, "{held} held");
     }
 }

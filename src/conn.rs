@@ -164,6 +164,10 @@ pub enum CloseReason {
     Panic,
     /// The server is shutting down.
     Shutdown,
+    /// Closed while waiting for its next request, the longest-idle connection, to admit a
+    /// new one at the connection or descriptor limit (as nginx reuses idle keep-alive
+    /// connections when it runs out).
+    Evicted,
 }
 
 impl fmt::Display for CloseReason {
@@ -180,6 +184,7 @@ impl fmt::Display for CloseReason {
             CloseReason::LingerDone => "closed after lingering",
             CloseReason::Panic => "panic while answering",
             CloseReason::Shutdown => "server shutdown",
+            CloseReason::Evicted => "evicted for a new connection",
         })
     }
 }
@@ -582,6 +587,16 @@ impl<S: AsFd> Conn<S> {
             Phase::Lingering { since, .. } => (Wait::Linger, *since + LINGER),
         };
         Deadline { wait, at }
+    }
+
+    /// Since when the connection has waited for its next request (or its first), if that
+    /// is what it waits for: such a connection holds nothing of a request, so it is the
+    /// one closed to make room, the longest-idle first.
+    pub fn idle_since(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Idle { since } => Some(since),
+            _ => None,
+        }
     }
 
     /// Runs the connection until it must wait; see the module's driving rules.

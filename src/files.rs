@@ -295,6 +295,15 @@ impl DocRoot {
         self
     }
 
+    /// Lets the cache hold at most `descriptors` files open (see
+    /// [`crate::cache::descriptor_budget`]); nothing changes for a root without a cache.
+    pub fn with_cache_descriptors(mut self, descriptors: usize) -> DocRoot {
+        if let Some(cache) = &mut self.cache {
+            cache.files = FileCache::with_descriptors(descriptors);
+        }
+        self
+    }
+
     /// The change watcher of thread `index` (below the count given to
     /// [`DocRoot::with_watched_cache`]), if watching is on for it.
     pub fn watcher(&self, index: usize) -> Option<Watcher> {

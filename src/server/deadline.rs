@@ -38,6 +38,17 @@ impl DeadlineQueue {
         self.heap.peek().map(|Reverse(d)| d.at)
     }
 
+    /// Whether no deadline, stale or not, is queued.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Removes and returns the earliest deadline, due or not: among idle connections,
+    /// the one idle longest.
+    pub fn pop_first(&mut self) -> Option<Deadline> {
+        self.heap.pop().map(|Reverse(d)| d)
+    }
+
     /// Removes and returns the earliest deadline if it has passed.
     pub fn pop_expired(&mut self, now: Instant) -> Option<Deadline> {
         if self.first()? <= now {

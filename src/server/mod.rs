@@ -104,14 +104,56 @@ pub fn plain(err: &io::Error) -> String {
     }
 }
 
-/// Descriptors kept back from connections: standard streams, the listener, epoll, the
-/// waker, the signal pipe, the document root, and headroom for the odd error page or log;
-/// the workers' inotify instances; and the files the cache keeps open.
-pub const RESERVED_FDS: u64 =
-    64 + crate::watch::MAX_INSTANCES as u64 + crate::cache::CACHE_DESCRIPTORS as u64;
+/// Descriptors the process holds however many connections it serves. At start the pool
+/// holds nine (counted in `/proc`): the standard streams (3), the listener, epoll, the
+/// waker's eventfd, the signal handler's socket pair (2) and the document root; the
+/// thread-per-connection model seven (no epoll, no waker). The rest is room for
+/// descriptors a supervisor left open and for short-lived ones, such as the stats thread's
+/// read of `/proc`. A fixed number rather than a share: these exist at any limit.
+pub const FIXED_FDS: u64 = 16;
 
-/// Descriptors one connection may hold at once: its socket, and a file being sent.
+/// Descriptors one connection may hold at once: its socket, and a file being sent that the
+/// cache does not hold open.
 pub const FDS_PER_CONNECTION: u64 = 2;
+
+/// How the process's descriptors are shared out, worked out once at start. Connections get
+/// what is left after the fixed descriptors, the workers' inotify instances and the
+/// cache's open files; since the cache's share shrinks with the limit
+/// ([`crate::cache::descriptor_budget`]), a low limit such as 256 still leaves about a
+/// hundred connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    /// Files the cache may hold open.
+    pub cache: usize,
+    /// inotify instances: one per pool worker, at most [`crate::watch::MAX_INSTANCES`].
+    pub watchers: usize,
+    /// Connections held at once: what was asked for, or fewer if descriptors are short,
+    /// but always at least one.
+    pub connections: usize,
+}
+
+impl FdBudget {
+    /// The shares of a limit of `descriptors` (`None`: unlimited) for `wanted` connections
+    /// and `watchers` inotify instances.
+    pub fn plan(descriptors: Option<u64>, wanted: usize, watchers: usize) -> FdBudget {
+        let cache = crate::cache::descriptor_budget(descriptors);
+        let connections = match descriptors {
+            None => wanted,
+            Some(limit) => {
+                let reserved = FIXED_FDS + watchers as u64 + cache as u64;
+                let allowed = limit.saturating_sub(reserved) / FDS_PER_CONNECTION;
+                wanted.min(usize::try_from(allowed).unwrap_or(usize::MAX))
+            }
+        };
+        FdBudget {
+            cache,
+            watchers,
+            // A server that admits nobody is of no use; with one connection it serves, and
+            // running out of descriptors anyway only pauses accepting.
+            connections: connections.max(1),
+        }
+    }
+}
 
 /// What the server did, for the summary at shutdown.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -176,12 +218,18 @@ impl Server {
     pub fn bind(site: Site, options: Options) -> Result<Server, ServerError> {
         // Only pool workers watch for changes: a thread per connection would need an
         // inotify instance per connection.
+        let watchers = match options.model {
+            Model::Pool => options.workers.get().min(crate::watch::MAX_INSTANCES),
+            Model::Threads => 0,
+        };
+        let budget = FdBudget::plan(descriptor_limit(), options.max_connections, watchers);
         let root = match options.model {
             Model::Pool => site
                 .root
                 .with_watched_cache(RACY_WINDOW, options.workers.get()),
             Model::Threads => site.root.with_cache(RACY_WINDOW),
-        };
+        }
+        .with_cache_descriptors(budget.cache);
         let site = Site { root, ..site };
         let listener = match options.listen {
             Listen::Address { addr, reuse_port } => {
@@ -210,7 +258,7 @@ impl Server {
             site: Arc::new(site),
             signals,
             workers: options.workers.get(),
-            max_connections: connection_limit(options.max_connections),
+            max_connections: budget.connections,
             timeouts: options.timeouts,
         })
     }
@@ -342,10 +390,10 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::TcpListene
     ))
 }
 
-/// `wanted`, lowered to what the descriptor limit allows. The soft limit is first raised
-/// to the hard one, as servers do, since the default soft limit (often 1024) is far below
-/// what a server needs.
-fn connection_limit(wanted: usize) -> usize {
+/// The process's limit on open descriptors (`None`: unlimited), after raising the soft
+/// limit to the hard one, as servers do, since the default soft limit (often 1024) is far
+/// below what a server needs.
+fn descriptor_limit() -> Option<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
@@ -354,11 +402,45 @@ fn connection_limit(wanted: usize) -> usize {
             limit = getrlimit(Resource::Nofile);
         }
     }
-    let Some(descriptors) = limit.current else {
-        return wanted;
-    };
-    let allowed = descriptors.saturating_sub(RESERVED_FDS) / FDS_PER_CONNECTION;
-    wanted
-        .min(usize::try_from(allowed).unwrap_or(usize::MAX))
-        .max(1)
+    limit.current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12): at `ulimit -n 256` the reservations took every descriptor
+    /// (64 fixed, 32 inotify instances, 256 for the cache) and left one connection.
+    #[test]
+    fn descriptors_are_shared_out_in_proportion() {
+        // (limit, asked for, inotify instances) → (cache, connections)
+        let table: [(Option<u64>, usize, usize, usize, usize); 10] = [
+            (Some(256), 10_000, 2, 32, 103),
+            (Some(256), 10_000, 0, 32, 104),
+            (Some(256), 10_000, 32, 32, 88),
+            (Some(256), 50, 2, 32, 50),
+            (Some(1024), 10_000, 2, 128, 439),
+            (Some(1024), 10_000, 0, 128, 440),
+            (Some(4096), 10_000, 2, 256, 1911),
+            (Some(20_000), 10_000, 2, 256, 9863),
+            (Some(16), 10_000, 2, 2, 1),
+            (None, 10_000, 2, 256, 10_000),
+        ];
+        for (limit, wanted, watchers, cache, connections) in table {
+            let budget = FdBudget::plan(limit, wanted, watchers);
+            let expected = FdBudget {
+                cache,
+                watchers,
+                connections,
+            };
+            assert_eq!(budget, expected, "limit {limit:?}, {wanted} asked for");
+            if let Some(limit) = limit.filter(|_| connections > 1) {
+                let used = FIXED_FDS
+                    + watchers as u64
+                    + cache as u64
+                    + connections as u64 * FDS_PER_CONNECTION;
+                assert!(used <= limit, "{used} descriptors of {limit}");
+            }
+        }
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! It reads top to bottom: wait for readiness or the earliest deadline; accept until
 //! `WouldBlock`; hand ready connections to the pool; take back the ones the workers
-//! return; expire what is due; stop accepting, or start again, as descriptors allow. It
-//! never parses or answers a request.
+//! return; expire what is due; stop accepting, or start again, as descriptors allow. At
+//! the connection limit it closes the longest-idle connection for a client that waits,
+//! and stops accepting only when none is idle. It never parses or answers a request.
 
 use std::io;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -136,7 +138,8 @@ fn satisfied_by(wait: Wait, seen: Edges) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Accepting {
     Open,
-    /// At `--max-connections`: resume when a connection closes.
+    /// At `--max-connections` with a client waiting and no idle connection to close for
+    /// it: resume when a connection closes or begins to wait idle.
     AtLimit,
     /// `accept` found no free descriptor: resume when a connection closes, or retry then.
     NoDescriptors {
@@ -306,14 +309,27 @@ impl PollLoop {
         .min()
     }
 
+    /// Accepts until `WouldBlock`. At the connection limit, or out of descriptors, the
+    /// longest-idle connection is closed to admit a waiting client, and accepting pauses
+    /// only when no connection is idle.
     fn accept(&mut self) {
+        // An eviction freed a descriptor and `accept` still found none: something else
+        // holds them, and closing more idle connections would not help.
+        let mut evicted_for_descriptor = false;
         loop {
             if self.accepting != Accepting::Open {
                 return;
             }
             if self.slots.len() >= self.max_connections {
-                self.pause(Accepting::AtLimit);
-                return;
+                // Room is made for a client that waits, never in advance. With nobody
+                // waiting the listener stays polled, to report the next one.
+                if !self.client_waiting() {
+                    return;
+                }
+                if !self.evict_longest_idle() {
+                    self.pause(Accepting::AtLimit);
+                    return;
+                }
             }
             let Some(listener) = &self.listener else {
                 return;
@@ -323,6 +339,15 @@ impl PollLoop {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if out_of_descriptors(&err) => {
+                    // `accept` takes a descriptor before it looks at the queue, so it
+                    // fails so with nobody waiting too; the next client is reported.
+                    if !self.client_waiting() {
+                        return;
+                    }
+                    if !evicted_for_descriptor && self.evict_longest_idle() {
+                        evicted_for_descriptor = true;
+                        continue;
+                    }
                     self.note(format_args!("accept paused: {err}"));
                     let retry_at = Instant::now() + ACCEPT_RETRY;
                     self.pause(Accepting::NoDescriptors { retry_at });
@@ -332,6 +357,78 @@ impl PollLoop {
                 Err(_) => {}
             }
         }
+    }
+
+    /// Whether a client waits in the listener's queue, found without taking it.
+    fn client_waiting(&self) -> bool {
+        let Some(listener) = &self.listener else {
+            return false;
+        };
+        let mut fds = [PollFd::new(listener, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // A failed look counts as a client waiting: at worst an idle connection closes
+        // early, where the other mistake would leave a client queued.
+        rustix::event::poll(&mut fds, Some(&now)).map_or(true, |ready| ready > 0)
+    }
+
+    /// Closes the connection that has waited longest for its next request, to make room
+    /// for a new one; false if none waits for one. Connections reading or answering a
+    /// request, or writing, are never chosen.
+    ///
+    /// The earliest idle deadline is the longest-idle connection's, since every idle
+    /// deadline is the same keep-alive time after the wait began. Entries are checked as
+    /// [`PollLoop::expire`] checks them: one of an earlier connection, or of a connection
+    /// no longer waiting idle, is dropped; one whose connection waited again is queued
+    /// again at its own time.
+    fn evict_longest_idle(&mut self) -> bool {
+        while let Some(entry) = self.idle.pop_first() {
+            let Some(slot) = self.slots.get_mut(entry.token) else {
+                continue;
+            };
+            if slot.id != entry.id {
+                continue;
+            }
+            slot.queued &= !bit(Wait::Idle);
+            let Place::Waiting {
+                conn,
+                wait: Wait::Idle,
+            } = &slot.place
+            else {
+                continue;
+            };
+            if slot.due > entry.at {
+                slot.queued |= bit(Wait::Idle);
+                let later = Deadline {
+                    at: slot.due,
+                    ..entry
+                };
+                self.idle.push(later);
+                continue;
+            }
+            // Its next request may have arrived, its readiness not yet taken in (it may be
+            // further on in this very batch of events): such a connection is not idle.
+            let peeked = conn.socket().peek(&mut [0u8; 1]);
+            let reason = match peeked {
+                Ok(0) => CloseReason::PeerClosed,
+                Ok(_) => {
+                    slot.seen = slot.seen.with(Edges {
+                        readable: true,
+                        ..Edges::default()
+                    });
+                    self.dispatch(entry.token, Work::Drive);
+                    continue;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => CloseReason::Evicted,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => CloseReason::Evicted,
+                Err(_) => CloseReason::Reset,
+            };
+            self.close(entry.token, reason);
+            return true;
+        }
+        false
     }
 
     /// Stops polling the listener; new connections wait in the kernel's backlog.
@@ -348,7 +445,10 @@ impl PollLoop {
         let below_limit = self.slots.len() < self.max_connections;
         let resume = match self.accepting {
             Accepting::Open | Accepting::Closed => false,
-            Accepting::AtLimit => below_limit,
+            // The eviction that found no idle connection emptied the idle queue, so an
+            // entry now means a connection has begun to wait idle since: one to close
+            // for the client waiting.
+            Accepting::AtLimit => below_limit || !self.idle.is_empty(),
             Accepting::NoDescriptors { retry_at } => below_limit && now >= retry_at,
         };
         if !resume {

@@ -9,6 +9,7 @@ mod connection;
 mod demo_site;
 mod freshness;
 mod garbage;
+mod limits;
 mod lint;
 mod listing;
 mod operator;

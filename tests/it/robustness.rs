@@ -111,6 +111,26 @@ fn five_thousand_idle_connections_are_held_while_a_fresh_client_is_answered() {
     }
 }
 
+/// Connections in the middle of a request, one each: a request head begun and not
+/// finished. None of them is idle, so none is closed to make room for a new client.
+fn mid_request(server: &Server, count: usize) -> Vec<Client> {
+    (0..count)
+        .map(|_| {
+            let mut client = server.client();
+            client.send(b"GET /file.txt HTTP/1.1\r\n");
+            client
+        })
+        .collect()
+}
+
+/// Each of `clients`, mid-request, finishes its request and is answered.
+fn finish_requests(clients: &mut [Client]) {
+    for client in clients {
+        client.send(b"Host: a\r\n\r\n");
+        assert_eq!(client.response().status, 200);
+    }
+}
+
 fn at_the_connection_limit_a_flood_waits_without_spinning() {
     let root = demo_root();
     let server = Server::start(
@@ -118,9 +138,11 @@ fn at_the_connection_limit_a_flood_waits_without_spinning() {
         &["--workers", "2", "--quiet", "--max-connections", "16"],
     );
     let before = server.fd_count();
+    // Every connection busy, so that none can be closed for the flood (idle ones would be).
+    let mut busy = mid_request(&server, 16);
+    server.eventually("16 accepted connections", |s| s.fd_count() >= before + 16);
     let ticks = server.cpu_ticks();
     let mut flood: Vec<Client> = (0..200).map(|_| server.client()).collect();
-    server.eventually("16 accepted connections", |s| s.fd_count() >= before + 16);
     // Queued beyond the limit: a request on the 200th connection gets no answer yet.
     let mut last = flood.pop().expect("flood");
     last.send(b"GET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -131,8 +153,9 @@ fn at_the_connection_limit_a_flood_waits_without_spinning() {
         spent < 30,
         "server used {spent} ticks of CPU while at the limit"
     );
-    // The flood ends; the queued request and fresh clients are served.
-    drop(flood);
+    // The busy connections are answered and wait idle: the queued clients are admitted in
+    // their place, and the queued request and fresh clients are served.
+    finish_requests(&mut busy);
     assert_eq!(last.response().body.len(), 22);
     assert_eq!(server.client().get("/file.txt").status, 200);
 }
@@ -147,11 +170,16 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
         .expect("pid");
     let original = testkit::procfs::descriptor_limit(server.pid()).expect("the server's limit");
     // Room for a few connections, then accept fails with EMFILE.
+    let before = server.fd_count();
     let low = Rlimit {
-        current: Some(server.fd_count() as u64 + 4),
+        current: Some(before as u64 + 4),
         maximum: original.maximum,
     };
     prlimit(Some(pid), Resource::Nofile, low).expect("lower the server's limit");
+    // Every descriptor held by a connection mid-request, so that none can be closed for
+    // the flood (idle ones would be).
+    let mut busy = mid_request(&server, 4);
+    server.eventually("4 accepted connections", |s| s.fd_count() >= before + 4);
     let flood: Vec<Client> = (0..100).map(|_| server.client()).collect();
     server
         .wait_for_log(|l| l.contains("] accept paused"))
@@ -169,6 +197,7 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     prlimit(Some(pid), Resource::Nofile, original).expect("restore the server's limit");
     drop(flood);
     assert_eq!(server.client().get("/file.txt").status, 200);
+    finish_requests(&mut busy);
 }
 
 fn resets_mid_response_leak_no_descriptor_or_thread() {
