@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod connection;
 mod freshness;
+mod fuzz_corpus;
 mod garbage;
 mod lint;
 mod protocol;
