@@ -56,11 +56,11 @@ pub fn head(data: &[u8]) {
     for &point in &points {
         let prefix = &data[..point];
         let outcome = head_outcome(prefix);
-        let shown = || String::from_utf8_lossy(prefix);
+        let shown = || excerpt(prefix);
         if let Some((at, error)) = refused_at {
             assert!(
                 matches!(outcome, HeadOutcome::Refused(later) if class(later) == class(error)),
-                "refused as {error:?} after {at} bytes, then {outcome:?} after {point}: {:?}",
+                "refused as {error:?} after {at} bytes, then {outcome:?} after {point}: {}",
                 shown()
             );
         }
@@ -70,7 +70,7 @@ pub fn head(data: &[u8]) {
                 if point >= *len && got == len => {}
             (HeadOutcome::Complete { .. }, _) => {
                 panic!(
-                    "whole: {whole:?}; first {point} bytes: {outcome:?}: {:?}",
+                    "whole: {whole:?}; first {point} bytes: {outcome:?}: {}",
                     shown()
                 )
             }
@@ -79,7 +79,7 @@ pub fn head(data: &[u8]) {
                 assert_eq!(
                     class(*got),
                     class(*error),
-                    "whole: {error:?}; first {point} bytes: {got:?}: {:?}",
+                    "whole: {error:?}; first {point} bytes: {got:?}: {}",
                     shown()
                 );
                 refused_at.get_or_insert((point, *got));
@@ -87,7 +87,7 @@ pub fn head(data: &[u8]) {
             (HeadOutcome::Refused(_), _) | (HeadOutcome::Partial, _) => {
                 assert!(
                     matches!(outcome, HeadOutcome::Partial),
-                    "whole: {whole:?}; first {point} bytes: {outcome:?}: {:?}",
+                    "whole: {whole:?}; first {point} bytes: {outcome:?}: {}",
                     shown()
                 );
             }
@@ -199,22 +199,17 @@ pub fn chunked(data: &[u8]) {
     }
     for cuts in &splits {
         let split = feed_chunked(data, cuts);
-        assert_eq!(
-            split,
-            whole,
-            "cut at {cuts:?}: {:?}",
-            String::from_utf8_lossy(data)
-        );
+        assert_eq!(split, whole, "cut at {cuts:?}: {}", excerpt(data));
     }
-    let text = || String::from_utf8_lossy(data);
+    let text = || excerpt(data);
     match chunked_reference(data) {
         Some(body) if body.data > MAX_BODY || body.len as u64 - body.data > MAX_FRAMING => {
-            assert_eq!(whole, Err(BodyError::TooLarge), "{body:?}: {:?}", text());
+            assert_eq!(whole, Err(BodyError::TooLarge), "{body:?}: {}", text());
         }
-        Some(body) => assert_eq!(whole, Ok((body.len, true)), "{body:?}: {:?}", text()),
+        Some(body) => assert_eq!(whole, Ok((body.len, true)), "{body:?}: {}", text()),
         None => assert!(
             !matches!(whole, Ok((_, true))),
-            "{whole:?}, but the grammar refuses {:?}",
+            "{whole:?}, but the grammar refuses {}",
             text()
         ),
     }
@@ -725,6 +720,18 @@ fn body_of(file: &CachedFile) -> Vec<u8> {
                 .expect("read the open file");
             body
         }
+    }
+}
+
+/// `bytes` for a failure message: their length and, escaped, the first and last few.
+fn excerpt(bytes: &[u8]) -> String {
+    const EDGE: usize = 100;
+    let text = |part: &[u8]| format!("{:?}", String::from_utf8_lossy(part));
+    if bytes.len() <= 2 * EDGE {
+        format!("{} bytes, {}", bytes.len(), text(bytes))
+    } else {
+        let (head, tail) = (&bytes[..EDGE], &bytes[bytes.len() - EDGE..]);
+        format!("{} bytes, {} … {}", bytes.len(), text(head), text(tail))
     }
 }
 
