@@ -42,6 +42,8 @@ pub mod cache;
 pub mod config;
 pub(crate) mod conn;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handler;
 pub(crate) mod http;
 pub mod listing;

@@ -77,10 +77,13 @@ impl std::fmt::Debug for ETag {
     }
 }
 
-/// An IMF-fixdate for `Last-Modified`, to the second.
+/// An IMF-fixdate for `Last-Modified`, to the second. A time past the year 9999, which a
+/// file system such as tmpfs can hold, has no four-digit year: it is written as the last
+/// second that has one (httpdate panics on it).
 pub fn http_date(when: SystemTime) -> [u8; HTTP_DATE_LEN] {
     let mut out = [b' '; HTTP_DATE_LEN];
     let mut cursor = std::io::Cursor::new(&mut out[..]);
+    let when = when.min(UNIX_EPOCH + Duration::from_secs(253_402_300_799));
     let _ = write!(cursor, "{}", httpdate::HttpDate::from(when));
     out
 }

@@ -184,7 +184,7 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, RequestError> {
             return Ok(Parsed::Partial);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyFields),
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::Version) => return Err(oversized(buf).unwrap_or(version_error(buf))),
         Err(_) => return Err(oversized(buf).unwrap_or(RequestError::Malformed)),
     };
     // Strictly less, so that a complete head always leaves room in the read buffer for

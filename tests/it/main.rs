@@ -8,6 +8,7 @@ mod cli;
 mod connection;
 mod demo_site;
 mod freshness;
+mod fuzz_corpus;
 mod garbage;
 mod limits;
 mod lint;
