@@ -315,7 +315,9 @@ fn check_partial(buf: &[u8]) -> Result<(), RequestError> {
 /// Which limit, if any, an unfinished or unparsable head has passed.
 fn oversized(buf: &[u8]) -> Option<RequestError> {
     match request_line_len(buf) {
-        None if buf.len() > MAX_REQUEST_LINE => Some(RequestError::RequestLineTooLong),
+        None if unfinished_line_len(buf) > MAX_REQUEST_LINE => {
+            Some(RequestError::RequestLineTooLong)
+        }
         Some(len) if len > MAX_REQUEST_LINE => Some(RequestError::RequestLineTooLong),
         _ if buf.len() >= MAX_HEAD => Some(RequestError::HeadTooLarge),
         _ => None,
@@ -335,6 +337,18 @@ fn request_line_len(buf: &[u8]) -> Option<usize> {
     } else {
         end
     })
+}
+
+/// Length so far of a first non-empty line that has not ended. Empty lines before it do
+/// not count, nor does a final CR, which may be the start of its CRLF: the same line
+/// counts the same whether or not its line ending has arrived.
+fn unfinished_line_len(buf: &[u8]) -> usize {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    line.len() - usize::from(line.ends_with(b"\r"))
 }
 
 /// httparse reports any bad version token the same way; only a well-formed `HTTP/x.y` that
@@ -462,6 +476,44 @@ mod tests {
                 }
             }
             assert_eq!(complete(raw).head_len, bytes.len(), "{raw:?}");
+        }
+    }
+
+    /// A request line of exactly the limit is read, however its bytes arrive: cut before
+    /// its CR, between CR and LF, or after a few empty lines. One byte more is 414 at every
+    /// cut past the limit. The fuzzer found the CR case: the CR was counted as part of
+    /// the line until the LF came.
+    #[test]
+    fn the_request_line_limit_is_the_same_at_every_cut() {
+        let line_at = |len: usize| {
+            let fixed = "GET / HTTP/1.1".len();
+            format!("GET /{} HTTP/1.1", "a".repeat(len - fixed))
+        };
+        let table = [
+            (String::new(), "\r\n", MAX_REQUEST_LINE, true),
+            (String::new(), "\n", MAX_REQUEST_LINE, true),
+            ("\r\n\r\n".to_string(), "\r\n", MAX_REQUEST_LINE, true),
+            (String::new(), "\r\n", MAX_REQUEST_LINE + 1, false),
+            ("\n".to_string(), "\n", MAX_REQUEST_LINE + 1, false),
+        ];
+        for (before, ending, len, fits) in table {
+            let raw = format!("{before}{}{ending}Host: a\r\n\r\n", line_at(len));
+            let bytes = raw.as_bytes();
+            let line_end = before.len() + len;
+            for cut in line_end - 1..=line_end + ending.len() {
+                let got = parse(&bytes[..cut]);
+                let refused = matches!(got, Err(RequestError::RequestLineTooLong));
+                let over = !fits && cut > before.len() + MAX_REQUEST_LINE;
+                assert_eq!(
+                    refused, over,
+                    "{len} bytes after {before:?}, cut at {cut}: {got:?}"
+                );
+            }
+            match parse(bytes) {
+                Ok(Parsed::Complete(_)) => assert!(fits, "{len} bytes read"),
+                Err(RequestError::RequestLineTooLong) => assert!(!fits, "{len} bytes refused"),
+                other => panic!("{len} bytes after {before:?}: {other:?}"),
+            }
         }
     }
 
