@@ -416,6 +416,8 @@ impl DocRoot {
         // The copies are looked for once the watches are in place, like the file itself.
         let mut variants: Variants = [None, None];
         let (mut watchable, mut watched) = (watchable, watched);
+        // Kept only once the file and every copy have been quiet long enough.
+        let mut changed = meta.changed;
         if self.precompressed {
             for coding in Coding::ALL {
                 let path = variant_path(served, coding);
@@ -423,6 +425,7 @@ impl DocRoot {
                     continue;
                 };
                 complete &= variant.complete;
+                changed = changed.max(variant.meta.changed);
                 watchable &= variant.watchable;
                 watched &= variant.watchable && self.same_file(&path, &variant.meta.validators);
                 variants[coding.index()] = Some(Arc::new(CachedFile::new(
@@ -446,7 +449,7 @@ impl DocRoot {
             entry.checked_at(generation);
         }
         let settled = |racy: Duration| {
-            meta.changed
+            changed
                 .checked_add(racy)
                 .is_some_and(|quiet_since| quiet_since <= SystemTime::now())
         };

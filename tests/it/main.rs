@@ -14,6 +14,7 @@ mod limits;
 mod lint;
 mod listing;
 mod operator;
+mod precompressed;
 mod protocol;
 mod ranges;
 mod resolver;

@@ -13,16 +13,6 @@ fn patterned(dir: &Path, name: &str, len: usize) -> Vec<u8> {
     bytes
 }
 
-fn request(server: &Server, method: &str, target: &str, fields: &str) -> Response {
-    let mut client = server.client();
-    client.send(format!("{method} {target} HTTP/1.1\r\nHost: a\r\n{fields}\r\n").as_bytes());
-    if method == "HEAD" {
-        client.head_response()
-    } else {
-        client.response()
-    }
-}
-
 /// The parts of a `multipart/byteranges` body: each part's `Content-Range` and bytes.
 fn parts(response: &Response) -> Vec<(String, Vec<u8>)> {
     let media = response.header("content-type").expect("content-type");
@@ -93,7 +83,7 @@ fn several_ranges_get_a_multipart_body() {
             ("bytes=0-9,1000000-,100-109", &[(0, 9), (100, 109)]),
         ];
         for (range, want) in table {
-            let response = request(&server, "GET", target, &format!("Range: {range}\r\n"));
+            let response = server.ask("GET", target, &format!("Range: {range}\r\n"));
             assert_eq!(response.status, 206, "{target} {range}");
             assert_eq!(
                 response.header("content-length"),
@@ -115,7 +105,7 @@ fn several_ranges_get_a_multipart_body() {
                 );
             }
             // HEAD says the same, without the body.
-            let head = request(&server, "HEAD", target, &format!("Range: {range}\r\n"));
+            let head = server.ask("HEAD", target, &format!("Range: {range}\r\n"));
             assert_eq!(head.status, 206, "HEAD {target} {range}");
             assert_eq!(
                 head.header("content-length"),
@@ -146,7 +136,7 @@ fn ranges_that_get_the_whole_file_or_416() {
         ("/large.bin", "bytes=400000-,500000-600000".to_string(), 416),
     ];
     for (target, range, status) in table {
-        let response = request(&server, "GET", target, &format!("Range: {range}\r\n"));
+        let response = server.ask("GET", target, &format!("Range: {range}\r\n"));
         assert_eq!(response.status, status, "{target} {range}");
         if status == 200 {
             let whole = if target == "/tiny.bin" {
@@ -163,8 +153,7 @@ fn ranges_that_get_the_whole_file_or_416() {
         }
     }
     // If-Range that no longer holds: the whole file, even for several ranges.
-    let response = request(
-        &server,
+    let response = server.ask(
         "GET",
         "/large.bin",
         "Range: bytes=0-0,10-10\r\nIf-Range: \"stale\"\r\n",
@@ -181,8 +170,8 @@ fn head_answers_ranges_as_get_does() {
         ("bytes=5-2", 200, None, "22"),
     ];
     for (range, status, content_range, length) in table {
-        let get = request(&server, "GET", "/file.txt", &format!("Range: {range}\r\n"));
-        let head = request(&server, "HEAD", "/file.txt", &format!("Range: {range}\r\n"));
+        let get = server.ask("GET", "/file.txt", &format!("Range: {range}\r\n"));
+        let head = server.ask("HEAD", "/file.txt", &format!("Range: {range}\r\n"));
         assert_eq!((head.status, get.status), (status, status), "{range}");
         assert_eq!(head.header("content-range"), content_range, "{range}");
         assert_eq!(
@@ -210,7 +199,7 @@ fn range_ends_beyond_the_file_are_clamped_however_large() {
         "bytes=0-99999999999999999999999",
         "bytes=0-99999",
     ] {
-        let response = request(&server, "GET", "/file.txt", &format!("Range: {range}\r\n"));
+        let response = server.ask("GET", "/file.txt", &format!("Range: {range}\r\n"));
         assert_eq!(response.status, 206, "{range}");
         assert_eq!(
             response.header("content-range"),
@@ -219,8 +208,7 @@ fn range_ends_beyond_the_file_are_clamped_however_large() {
         );
         assert_eq!(response.text(), "This is my text file.\n");
     }
-    let response = request(
-        &server,
+    let response = server.ask(
         "GET",
         "/file.txt",
         "Range: bytes=99999999999999999999999-\r\n",

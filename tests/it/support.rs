@@ -183,6 +183,18 @@ impl Server {
         Client::connect(self.port)
     }
 
+    /// One request on a new connection: `METHOD target` with a Host header and `fields`
+    /// (each ending in CRLF); a HEAD's answer is read as a head only.
+    pub fn ask(&self, method: &str, target: &str, fields: &str) -> Response {
+        let mut client = self.client();
+        client.send(format!("{method} {target} HTTP/1.1\r\nHost: a\r\n{fields}\r\n").as_bytes());
+        if method == "HEAD" {
+            client.head_response()
+        } else {
+            client.response()
+        }
+    }
+
     /// Waits until a log line matches, up to [`STEP`].
     pub fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
         self.0.wait_for_line(wanted, STEP)
