@@ -331,22 +331,26 @@ fn max_age_is_on_the_answers_of_files() {
     write(&dir.join("plain.txt"), &marked("PLAIN", 5000));
     std::fs::create_dir(dir.join("sub")).expect("mkdir");
     write(&dir.join("sub/index.html"), b"<p>sub</p>");
+    std::fs::create_dir(dir.join("listed")).expect("mkdir");
+    write(&dir.join("listed/a.txt"), b"a");
     let etag = |server: &Server| {
         let response = server.ask("GET", "/plain.txt", "");
         response.header("etag").expect("etag").to_string()
     };
+    // A listing changes with its directory: revalidated by its ETag, never given an age.
     for (flags, want) in [
         (&["--max-age", "600"][..], Some("public, max-age=600")),
         (&["--max-age=0"][..], Some("public, max-age=0")),
         (&[][..], None),
     ] {
-        let server = Server::start(dir, &[&["--quiet"][..], flags].concat());
+        let server = Server::start(dir, &[&["--quiet", "--list-dirs"][..], flags].concat());
         let tag = etag(&server);
-        let table: [(&str, &str, String, u16, Option<&str>); 12] = [
+        let table: [(&str, &str, String, u16, Option<&str>); 13] = [
             ("GET", "/plain.txt", String::new(), 200, want),
             ("HEAD", "/plain.txt", String::new(), 200, want),
             ("GET", "/style.css", accepting("gzip"), 200, want),
-            ("GET", "/", String::new(), 403, None),
+            ("GET", "/listed/", String::new(), 200, None),
+            ("GET", "/nope", String::new(), 404, None),
             ("GET", "/sub/", String::new(), 200, want),
             (
                 "GET",
