@@ -421,13 +421,22 @@ impl DocRoot {
         if self.precompressed {
             for coding in Coding::ALL {
                 let path = variant_path(served, coding);
-                let Some(variant) = self.open_variant(&path) else {
-                    continue;
+                let variant = match self.open_variant(&path) {
+                    Ok(Some(variant)) => variant,
+                    Ok(None) => continue,
+                    // Whether this copy exists is unknown: answered without it this once,
+                    // the entry is neither kept nor trusted, so the next request looks again.
+                    Err(_) => {
+                        (complete, watched) = (false, false);
+                        continue;
+                    }
                 };
                 complete &= variant.complete;
                 changed = changed.max(variant.meta.changed);
                 watchable &= variant.watchable;
-                watched &= variant.watchable && self.same_file(&path, &variant.meta.validators);
+                // Short-circuited: `same_file` costs a descriptor and a system call.
+                watched =
+                    watched && variant.watchable && self.same_file(&path, &variant.meta.validators);
                 variants[coding.index()] = Some(Arc::new(CachedFile::new(
                     variant.meta.validators,
                     variant.meta.modified,
@@ -475,18 +484,28 @@ impl DocRoot {
 
     /// Opens a precompressed copy at `relative` if it is servable as any file is: checked
     /// with `fstatat` before it is opened, opened beneath the root, checked again.
-    fn open_variant(&self, relative: &[u8]) -> Option<Variant> {
-        self.stat(relative).ok()?.servable().ok()?;
-        let plain = self.open_without_symlinks(relative, READ).ok()?;
+    /// `Ok(None)`: there is no such copy, or it would not be served. `Err`: the file
+    /// system failed (out of descriptors, an I/O error), which says nothing of the copy.
+    fn open_variant(&self, relative: &[u8]) -> Result<Option<Variant>, OpenError> {
+        match self.try_open_variant(relative) {
+            Ok(variant) => Ok(Some(variant)),
+            Err(OpenError::NotFound | OpenError::Forbidden | OpenError::NoIndex) => Ok(None),
+            Err(OpenError::Io) => Err(OpenError::Io),
+        }
+    }
+
+    fn try_open_variant(&self, relative: &[u8]) -> Result<Variant, OpenError> {
+        self.stat(relative)?.servable()?;
+        let plain = self.open_without_symlinks(relative, READ)?;
         let watchable = plain.is_some();
         let file = match plain {
             Some(file) => file,
-            None => self.open_with(relative, READ).ok()?,
+            None => self.open_with(relative, READ)?,
         };
-        let mut meta = Meta::of(&file).ok()?;
-        meta.servable().ok()?;
-        let (contents, complete) = contents_of(file, &mut meta).ok()?;
-        Some(Variant {
+        let mut meta = Meta::of(&file)?;
+        meta.servable()?;
+        let (contents, complete) = contents_of(file, &mut meta)?;
+        Ok(Variant {
             meta,
             contents,
             complete,

@@ -313,8 +313,11 @@ impl PollLoop {
     /// longest-idle connection is closed to admit a waiting client, and accepting pauses
     /// only when no connection is idle.
     fn accept(&mut self) {
-        // An eviction freed a descriptor and `accept` still found none: something else
-        // holds them, and closing more idle connections would not help.
+        // At most one eviction a pass for want of descriptors. If `accept` still finds
+        // none, something else holds them and closing more would not help; and since a
+        // connection that has not sent a byte yet counts as idle, a flood of silent
+        // clients would otherwise close one another as fast as they were accepted. The
+        // rest wait for `ACCEPT_RETRY`.
         let mut evicted_for_descriptor = false;
         loop {
             if self.accepting != Accepting::Open {
