@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::support::{Response, Server, chmod, demo_root, error_page, manifest_dir};
+use crate::support::{Response, Server, big_file, chmod, demo_root, error_page, manifest_dir};
 
 fn site_file(path: &str) -> Vec<u8> {
     std::fs::read(manifest_dir().join("scu").join(path)).expect("demo file")
@@ -290,6 +290,57 @@ fn unstamped(line: &str) -> &str {
     rest
 }
 
+/// The log tells what left and how it ended. A download the client resets after 64 KiB is
+/// logged once, with the bytes written before the reset out of the full length and
+/// `(reset)`; a request that never finishes arriving is logged as a 408, and a body over
+/// the limit as a 413 that says what was refused.
+fn the_log_tells_what_was_sent_and_how_it_ended() {
+    // More than loopback's send and receive buffers can hold together (a few MiB each), so
+    // the reset always comes before the last byte is written.
+    const BIG: usize = 32 << 20;
+    let root = demo_root();
+    big_file(&root.path().join("big.bin"), BIG);
+    let server = Server::start(root.path(), &["--header-timeout", "1"]);
+
+    let mut client = server.client();
+    let reset_port = client.local_port();
+    client.send(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(client.head_response().status, 200);
+    client.read_body(64 * 1024);
+    // Closing with unread bytes in the receive buffer sends a reset, not a FIN.
+    drop(client);
+    let line = server
+        .wait_for_log(|l| l.contains(&format!(":{reset_port} \"GET /big.bin HTTP/1.1\" 200 ")))
+        .expect("the reset download is logged");
+    let line = unstamped(&line);
+    assert!(line.ends_with(" (reset)"), "{line}");
+    let sent = line
+        .split(" 200 ")
+        .nth(1)
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(sent, rest)| Some((sent.parse::<usize>().ok()?, rest.split(' ').next()?)))
+        .unwrap_or_else(|| panic!("no sent/length in {line:?}"));
+    assert_eq!(sent.1, BIG.to_string(), "{line}");
+    assert!((64 * 1024..BIG).contains(&sent.0), "{line}");
+
+    let mut client = server.client();
+    let timeout_port = client.local_port();
+    client.send(b"GET /file.txt HTT");
+    assert_eq!(client.response().status, 408);
+    let line = server
+        .wait_for_log(|l| l.contains(&format!(":{timeout_port} \"")) && l.contains("\" 408 "))
+        .expect("the 408 is logged");
+    assert!(unstamped(&line).starts_with('['), "{line}");
+
+    let mut client = server.client();
+    let large_port = client.local_port();
+    client.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999\r\n\r\n");
+    assert_eq!(client.response().status, 413);
+    server
+        .wait_for_log(|l| l.contains(&format!(":{large_port} \"- request body too large\" 413 ")))
+        .expect("the 413 is logged");
+}
+
 fn the_log_names_the_worker_that_served_each_request() {
     let root = demo_root();
     let server = Server::start(root.path(), &["--workers", "2"]);
@@ -375,6 +426,7 @@ crate::both_models!(
     directory_without_slash_redirects_and_with_slash_serves_its_index,
     every_response_has_type_length_date_and_server,
     the_log_names_the_worker_that_served_each_request,
+    the_log_tells_what_was_sent_and_how_it_ended,
     quiet_prints_the_banner_and_nothing_else,
     banner_names_the_directory_and_the_bound_port,
 );
