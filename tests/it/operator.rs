@@ -113,20 +113,7 @@ fn runs_with(workers: usize) -> String {
 /// Splits a worker-format line into its timestamp, which must have the shape
 /// `YYYY-MM-DD HH:MM:SS.mmm `, and the rest.
 fn stamped(line: &str) -> (DateTime, &str) {
-    let (stamp, rest) = line
-        .split_at_checked(24)
-        .unwrap_or_else(|| panic!("too short for a timestamp: {line:?}"));
-    let shape = stamp.bytes().enumerate().all(|(at, byte)| match at {
-        4 | 7 => byte == b'-',
-        10 | 23 => byte == b' ',
-        13 | 16 => byte == b':',
-        19 => byte == b'.',
-        _ => byte.is_ascii_digit(),
-    });
-    assert!(
-        shape,
-        "no timestamp YYYY-MM-DD HH:MM:SS.mmm at the start of {line:?}"
-    );
+    let (stamp, rest) = crate::support::split_stamp(line);
     let time = DateTime::strptime("%Y-%m-%d %H:%M:%S%.f", &stamp[..23])
         .unwrap_or_else(|err| panic!("{line:?}: {err}"));
     (time, rest)

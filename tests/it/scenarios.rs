@@ -276,18 +276,7 @@ fn every_response_has_type_length_date_and_server() {
 /// A log line without its leading timestamp, which must be the local time to the
 /// millisecond: `2026-11-27 21:05:03.123 `.
 fn unstamped(line: &str) -> &str {
-    let (stamp, rest) = line
-        .split_at_checked(24)
-        .unwrap_or_else(|| panic!("short: {line:?}"));
-    let shape = stamp.bytes().enumerate().all(|(at, byte)| match at {
-        4 | 7 => byte == b'-',
-        10 | 23 => byte == b' ',
-        13 | 16 => byte == b':',
-        19 => byte == b'.',
-        _ => byte.is_ascii_digit(),
-    });
-    assert!(shape, "no timestamp at the start of {line:?}");
-    rest
+    crate::support::split_stamp(line).1
 }
 
 /// The log tells what left and how it ended. A download the client resets after 64 KiB is

@@ -103,6 +103,26 @@ pub fn settle(dir: &Path, names: &[&str]) {
     assert!(settled, "clock does not advance");
 }
 
+/// Splits a log line into its leading timestamp, which must be the local time to the
+/// millisecond (`2026-11-27 21:05:03.123 `, 24 bytes with the space), and the rest.
+pub fn split_stamp(line: &str) -> (&str, &str) {
+    let (stamp, rest) = line
+        .split_at_checked(24)
+        .unwrap_or_else(|| panic!("too short for a timestamp: {line:?}"));
+    let shape = stamp.bytes().enumerate().all(|(at, byte)| match at {
+        4 | 7 => byte == b'-',
+        10 | 23 => byte == b' ',
+        13 | 16 => byte == b':',
+        19 => byte == b'.',
+        _ => byte.is_ascii_digit(),
+    });
+    assert!(
+        shape,
+        "no timestamp YYYY-MM-DD HH:MM:SS.mmm at the start of {line:?}"
+    );
+    (stamp, rest)
+}
+
 /// Sets a file's mode bits.
 pub fn chmod(path: &Path, mode: u32) {
     testkit::files::set_mode(path, mode).expect("chmod");
