@@ -182,6 +182,36 @@ pub fn living_switches(pids: &[u32]) -> HashMap<u32, u64> {
     switches
 }
 
+/// How many connections wait in the accept queue of the socket listening on
+/// `127.0.0.1:port`: `/proc/net/tcp` gives it as the receive queue of a socket in the
+/// LISTEN state. `None` when no such socket is listed.
+pub fn accept_queue(port: u16) -> io::Result<Option<u64>> {
+    Ok(parse_accept_queue(
+        &fs::read_to_string("/proc/net/tcp")?,
+        port,
+    ))
+}
+
+fn parse_accept_queue(table: &str, port: u16) -> Option<u64> {
+    /// `st` of a listening socket in the kernel's table.
+    const LISTEN: &str = "0A";
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        // sl, local_address, rem_address, st, tx_queue:rx_queue, …
+        let mut fields = line.split_whitespace().skip(1);
+        let (address, _, state, queues) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if address != local || state != LISTEN {
+            return None;
+        }
+        u64::from_str_radix(queues.split_once(':')?.1, 16).ok()
+    })
+}
+
 fn malformed(file: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -219,5 +249,22 @@ mod tests {
         let stat = stat(me).expect("stat");
         assert_eq!(stat.parent, std::os::unix::process::parent_id());
         assert!(children(stat.parent).contains(&me));
+    }
+
+    #[test]
+    fn the_accept_queue_is_the_listening_sockets_receive_queue() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000011 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000005 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 00000000:1F91 00000000:0000 0A 00000000:00000003 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0";
+        let cases = [(8080, Some(17)), (8081, None), (8082, None)];
+        for (port, queued) in cases {
+            assert_eq!(parse_accept_queue(table, port), queued, "port {port}");
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        assert_eq!(accept_queue(port).expect("/proc/net/tcp"), Some(0));
+        let _waiting = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        assert_eq!(accept_queue(port).expect("/proc/net/tcp"), Some(1));
     }
 }
