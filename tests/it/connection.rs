@@ -216,12 +216,10 @@ fn empty_lines_between_requests_are_ignored() {
     assert_eq!(client.response().status, 200);
     client.send(b"\r\n\r\nGET /file.txt HTTP/1.1\r\nHost: a\r\n\r\n\r\n");
     assert_eq!(client.response().status, 200);
-    // Only the keep-alive holds the connection now; a 408 would come after 10 s.
-    let waited = client.expect_close(Duration::from_secs(8));
-    assert!(
-        waited <= Duration::from_millis(4000),
-        "closed after {waited:?}"
-    );
+    // Only the keep-alive holds the connection now: it ends without a byte (a 408 would
+    // be bytes, after 10 s), and the log says it was the idle timeout. Neither depends on
+    // how fast a busy machine gets to it.
+    client.expect_close(Duration::from_secs(9));
     let local = client.local_port();
     server
         .wait_for_log(|l| l.contains(&format!(":{local} closed (idle timeout) after 2 requests")))
